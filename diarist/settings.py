@@ -1,0 +1,56 @@
+"""Configuration: every setting comes from a DIARIST_* environment variable (flags override)."""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"DIARIST_{name}", default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default_factory=lambda: Path(_env("DATA_DIR", "./diarist-data")).resolve())
+    host: str = field(default_factory=lambda: _env("HOST", "127.0.0.1"))
+    port: int = field(default_factory=lambda: int(_env("PORT", "8000")))
+    # Empty means: run the embedded broker (`diarist up`) and use it.
+    bootstrap_servers: str = field(default_factory=lambda: _env("BOOTSTRAP_SERVERS", ""))
+    broker_port: int = field(default_factory=lambda: int(_env("BROKER_PORT", "9092")))
+    partitions: int = field(default_factory=lambda: int(_env("PARTITIONS", "6")))
+    topic_prefix: str = field(default_factory=lambda: _env("TOPIC_PREFIX", "diarist"))
+    model: str = field(default_factory=lambda: _env("MODEL", "base"))
+    inference_threads: int = field(default_factory=lambda: int(_env("INFERENCE_THREADS", str(os.cpu_count() or 2))))
+    api_keys_env: str = field(default_factory=lambda: _env("API_KEYS", ""))
+    max_media_bytes: int = field(default_factory=lambda: int(_env("MAX_MEDIA_BYTES", str(2 * 1024**3))))
+    media_url_timeout: float = field(default_factory=lambda: float(_env("MEDIA_URL_TIMEOUT", "60")))
+    session_timeout: float = field(default_factory=lambda: float(_env("SESSION_TIMEOUT", "10")))
+    log_level: str = field(default_factory=lambda: _env("LOG_LEVEL", "warn"))
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @property
+    def bootstrap(self) -> str:
+        return self.bootstrap_servers or f"127.0.0.1:{self.broker_port}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def api_key_file(self) -> Path:
+        return self.data_dir / "api-key"
+
+    def api_keys(self) -> frozenset[str]:
+        """Keys from DIARIST_API_KEYS; without any, the one kept in the data directory (made once)."""
+        keys = {k.strip() for k in self.api_keys_env.split(",") if k.strip()}
+        if keys:
+            return frozenset(keys)
+        if not self.api_key_file.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.api_key_file.write_text(secrets.token_urlsafe(24) + "\n")
+            self.api_key_file.chmod(0o600)
+        return frozenset({self.api_key_file.read_text().strip()})

@@ -1,0 +1,110 @@
+"""Create the project's Kafka topics up front, with the partition counts and policies they need."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
+
+_log = logging.getLogger(__name__)
+
+
+class TopicError(RuntimeError):
+    """A topic could not be created, or exists in a shape the project cannot use."""
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    compacted: bool = False  # cleanup.policy=compact (changelogs, latest-state topics)
+    config: dict[str, str] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        if self.partitions < 1:
+            raise ValueError(f"topic {self.name!r}: partitions must be >= 1, got {self.partitions}")
+        policy = self.config.get("cleanup.policy")
+        if self.compacted and policy is not None and "compact" not in policy.split(","):
+            raise ValueError(f"topic {self.name!r}: compacted=True contradicts cleanup.policy={policy}")
+
+    def topic_config(self) -> dict[str, str]:
+        cfg = dict(self.config)
+        if self.compacted:
+            cfg.setdefault("cleanup.policy", "compact")
+        return cfg
+
+
+def _mismatches(md: ClusterMetadata, specs: dict[str, TopicSpec]) -> list[str]:
+    return [
+        f"{name} has {len(md.topics[name].partitions)} partitions, expected {spec.partitions}"
+        for name, spec in specs.items()
+        if name in md.topics and md.topics[name].error is None
+        and len(md.topics[name].partitions) not in (0, spec.partitions)
+    ]
+
+
+def _raise_on_mismatch(md: ClusterMetadata, specs: dict[str, TopicSpec]) -> None:
+    if bad := _mismatches(md, specs):
+        # Faust tables map keys to partitions by count; a different count silently scatters state.
+        raise TopicError("existing topics do not match their specs: " + "; ".join(bad))
+
+
+def _ready(md: ClusterMetadata, spec: TopicSpec) -> bool:
+    t = md.topics.get(spec.name)
+    return (t is not None and t.error is None and len(t.partitions) == spec.partitions
+            and all(p.leader >= 0 for p in t.partitions.values()))
+
+
+def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec], timeout: float = 30.0) -> None:
+    """Create the missing topics of `specs` and wait until every one of them has leaders.
+
+    Existing topics are left alone, but one whose partition count differs from its spec is an
+    error. The replication factor is min(3, brokers in the cluster).
+    """
+    wanted: dict[str, TopicSpec] = {}
+    for spec in specs:
+        if wanted.setdefault(spec.name, spec) != spec:
+            raise ValueError(f"conflicting specs for topic {spec.name!r}")
+    if not wanted:
+        return
+    deadline = time.monotonic() + timeout
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "logger": _log})
+    try:
+        md = admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise TopicError(f"cannot reach Kafka at {bootstrap_servers}: {exc}") from exc
+    _raise_on_mismatch(md, wanted)
+
+    missing = [spec for name, spec in wanted.items() if name not in md.topics or md.topics[name].error is not None]
+    if missing:
+        rf = min(3, len(md.brokers))
+        new = [NewTopic(s.name, s.partitions, rf, config=s.topic_config()) for s in missing]
+        futures = admin.create_topics(new, operation_timeout=timeout, request_timeout=timeout)
+        for name, fut in futures.items():
+            try:
+                fut.result(timeout=max(deadline - time.monotonic(), 1.0))
+                _log.info("created topic %s", name)
+            except KafkaException as exc:
+                # Someone else created it in the meantime; its shape is checked below.
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise TopicError(f"creating topic {name} failed: {exc.args[0].str()}") from exc
+
+    # Created topics show up in metadata (and get leaders) a moment after the create call returns.
+    pending = list(wanted)
+    while True:
+        try:
+            md = admin.list_topics(timeout=max(deadline - time.monotonic(), 1.0))
+        except KafkaException:
+            pass  # a transient metadata failure; retried until the deadline
+        else:
+            _raise_on_mismatch(md, wanted)
+            pending = [name for name, spec in wanted.items() if not _ready(md, spec)]
+            if not pending:
+                return
+        if time.monotonic() >= deadline:
+            raise TopicError(f"topics without leaders after {timeout:.0f} s: {', '.join(pending)}")
+        time.sleep(0.1)

@@ -1,0 +1,143 @@
+"""The job state machine: lifecycle events and the fold that turns them into job records.
+
+Every versioned event names the version it makes; it applies only on top of the version just
+before it, and only where the state machine allows it. So the fold is idempotent by
+construction: a replayed or duplicated event finds its version taken and changes nothing, and
+two writers racing for the same version cannot both win (the loser re-reads and decides again).
+Progress events are the one exception: they belong to a version instead of making one, and
+apply only when they report more progress than the job has.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+Job = dict[str, Any]
+Event = dict[str, Any]
+
+QUEUED, IN_PROGRESS, COMPLETED = "QUEUED", "IN_PROGRESS", "COMPLETED"
+FAILED, STOPPED, DELETED = "FAILED", "STOPPED", "DELETED"
+TERMINAL = frozenset({COMPLETED, FAILED, STOPPED, DELETED})
+
+CREATED = "diarist.JobCreated"
+STARTED = "diarist.JobStarted"
+DIARIZED = "diarist.JobDiarized"
+PROGRESS = "diarist.JobProgress"
+COMPLETED_EVENT = "diarist.JobCompleted"
+FAILED_EVENT = "diarist.JobFailed"
+STOPPED_EVENT = "diarist.JobStopped"
+RETRIED = "diarist.JobRetried"
+DELETED_EVENT = "diarist.JobDeleted"
+LIFECYCLE_EVENTS = (CREATED, STARTED, DIARIZED, PROGRESS, COMPLETED_EVENT, FAILED_EVENT,
+                    STOPPED_EVENT, RETRIED, DELETED_EVENT)
+
+# event -> (statuses it may follow, status it leads to)
+TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
+    STARTED: (frozenset({QUEUED}), IN_PROGRESS),
+    DIARIZED: (frozenset({IN_PROGRESS}), IN_PROGRESS),
+    COMPLETED_EVENT: (frozenset({IN_PROGRESS}), COMPLETED),
+    FAILED_EVENT: (frozenset({IN_PROGRESS}), FAILED),
+    STOPPED_EVENT: (frozenset({QUEUED, IN_PROGRESS}), STOPPED),
+    RETRIED: (frozenset({FAILED, STOPPED}), QUEUED),
+    DELETED_EVENT: (frozenset({COMPLETED, FAILED, STOPPED}), DELETED),
+}
+
+# The short word for an event, as people and the job history say it.
+EVENT_WORDS = {name: name.removeprefix("diarist.Job").lower() for name in LIFECYCLE_EVENTS}
+
+
+def now() -> datetime:
+    """The current time at the millisecond precision that Avro timestamps keep."""
+    at = datetime.now(timezone.utc)
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
+
+
+def make_event(job_id: str, version: int, **fields: Any) -> Event:
+    return {"event_id": uuid.uuid4().hex, "job_id": job_id, "version": version,
+            "occurred_at": now(), **fields}
+
+
+def next_event(job: Job, **fields: Any) -> Event:
+    """An event that makes the job's next version."""
+    return make_event(job["id"], job["version"] + 1, **fields)
+
+
+def refusal(job: Job | None, name: str, event: Event) -> str | None:
+    """Why the event cannot apply to the job, in words for a person; None when it can."""
+    if name == CREATED:
+        if event["version"] != 1:
+            return "a job is created at version 1"
+        return None if job is None else "the job already exists"
+    if job is None:
+        return "no such job"
+    if name == PROGRESS:
+        if job["status"] != IN_PROGRESS or event["version"] != job["version"]:
+            return "progress of a run that is over"
+        return None if event["percent"] > job["progress"] else "no new progress"
+    if event["version"] <= job["version"]:
+        return f"version {event['version']} is already taken (the job is at {job['version']})"
+    if event["version"] != job["version"] + 1:
+        return f"version {event['version']} skips versions (the job is at {job['version']})"
+    allowed_from, _ = TRANSITIONS[name]
+    if job["status"] not in allowed_from:
+        return f"a {job['status']} job cannot be {EVENT_WORDS[name]}"
+    if name == DIARIZED and job["diarized_at"] is not None:
+        return "the job is already diarized"
+    return None
+
+
+def fold(job: Job | None, name: str, event: Event) -> Job | None:
+    """The job after the event, or the very same job object when the event is refused."""
+    if refusal(job, name, event) is not None:
+        return job
+    if name == CREATED:
+        return queued(name, event)
+    job = dict(job)
+    at = event["occurred_at"]
+    job["updated_at"] = at
+    if name == PROGRESS:
+        job["progress"] = event["percent"]
+        return job
+    job["version"] = event["version"]
+    job["status"] = TRANSITIONS[name][1]
+    job["history"] = [*job["history"], _transition(name, event)]
+    if name == STARTED:
+        job.update(started_at=at, diarized_at=None, completed_at=None, progress=0.0)
+    elif name == DIARIZED:
+        job.update(diarized_at=at, media_info=event["media"], speakers=event["speakers"],
+                   speech_seconds=event["speech_seconds"])
+    elif name == COMPLETED_EVENT:
+        job.update(completed_at=at, progress=100.0, result=event["result"],
+                   language=event["language"], language_probability=event["language_probability"])
+    elif name == FAILED_EVENT:
+        job["failure_reason"] = event["reason"]
+    elif name == RETRIED:
+        job.update(attempt=job["attempt"] + 1, started_at=None, diarized_at=None, completed_at=None,
+                   progress=0.0, failure_reason=None, result=None)
+    elif name == DELETED_EVENT:
+        job["result"] = None
+    return job
+
+
+def applied(job: Job | None, event: Event) -> bool:
+    """Whether this very event is part of the job's history."""
+    return job is not None and any(t["event_id"] == event["event_id"] for t in job["history"])
+
+
+def _transition(name: str, event: Event) -> dict:
+    return {"version": event["version"], "event": EVENT_WORDS[name], "event_id": event["event_id"],
+            "at": event["occurred_at"]}
+
+
+def queued(name: str, event: Event) -> Job:
+    """The job as a created (or retried) event queues it; the state an inference worker starts from."""
+    at = event["occurred_at"]
+    return {
+        "id": event["job_id"], "status": QUEUED, "version": event["version"], "attempt": 1,
+        "spec": event["spec"], "created_at": at, "updated_at": at, "started_at": None,
+        "diarized_at": None, "completed_at": None, "progress": 0.0, "failure_reason": None,
+        "callback_failure_reason": None, "media_info": None, "speakers": None,
+        "speech_seconds": None, "language": None, "language_probability": None, "result": None,
+        "history": [_transition(name, event)],
+    }
