@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 from types import TracebackType
 
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 KAFKA_VERSION = "3.9.1"  # must match infra/kafka/pom.xml
@@ -159,6 +160,10 @@ class KafkaBroker:
             "transaction.state.log.replication.factor": "1",
             "transaction.state.log.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
+            # After a crash the controller refuses the restarted broker's registration until the old
+            # session expires (DUPLICATE_BROKER_REGISTRATION); half the defaults (2 s / 9 s), same ratio.
+            "broker.heartbeat.interval.ms": "1000",
+            "broker.session.timeout.ms": "4500",
             # The project creates its topics itself (with the right partition counts).
             "auto.create.topics.enable": "false",
         }
@@ -215,8 +220,8 @@ class KafkaBroker:
         atexit.register(self.stop)
         try:
             self._wait_ready(timeout)
-        except BaseException:
-            self.kill()
+        except BaseException:  # includes Ctrl-C while waiting: never leave a half-started JVM behind
+            self.stop(timeout=5.0)
             raise
 
     def _wait_ready(self, timeout: float) -> None:
@@ -244,30 +249,31 @@ class KafkaBroker:
             try:
                 if admin.list_topics(timeout=min(remaining, 1.0)).brokers:
                     return
-            except Exception:  # KafkaException until the listener is up
+            except KafkaException:  # until the listener is up
                 time.sleep(0.1)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop with SIGTERM (controlled shutdown, logs flushed); SIGKILL only after `timeout`."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                _log.warning("Kafka broker did not stop within %.0f s; killing it", timeout)
+                proc.kill()
+                proc.wait()
+        # Only forgotten once it is gone, so an interrupted stop still gets retried at exit.
+        self._proc = None
         atexit.unregister(self.stop)
-        proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            _log.warning("Kafka broker did not stop within %.0f s; killing it", timeout)
-            proc.kill()
-            proc.wait()
 
     def kill(self) -> None:
         """SIGKILL the broker, as a crash would (for fault tests)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGKILL)
+            self._proc.wait()
+        self._proc = None
         atexit.unregister(self.stop)
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
 
     def __enter__(self) -> KafkaBroker:
         self.start()

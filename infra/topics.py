@@ -88,6 +88,8 @@ def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec], timeout: f
             try:
                 fut.result(timeout=max(deadline - time.monotonic(), 1.0))
                 _log.info("created topic %s", name)
+            except TimeoutError as exc:
+                raise TopicError(f"creating topic {name} timed out after {timeout:.0f} s") from exc
             except KafkaException as exc:
                 # Someone else created it in the meantime; its shape is checked below.
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:

@@ -82,6 +82,14 @@ def test_start_fails_clearly_when_port_taken(tmp_path: Path) -> None:
     assert not b.running
 
 
+def test_start_reports_broker_log_when_jvm_exits(tmp_path: Path) -> None:
+    b = new_broker(tmp_path)
+    b.heap = "not-a-size"
+    with pytest.raises(BrokerError, match="(?s)exited with code.*Invalid maximum heap size"):
+        b.start()
+    assert not b.running
+
+
 N = 500
 
 

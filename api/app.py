@@ -1,0 +1,23 @@
+"""The Starlette edge: the routes, authentication and problem documents put together."""
+from __future__ import annotations
+
+from confluent_kafka.admin import AdminClient
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from diarist.streams.worker import JobsWorker
+
+from . import health, jobs
+from .auth import BearerAuth
+from .problems import EXCEPTION_HANDLERS
+
+
+def create_edge(worker: JobsWorker) -> Starlette:
+    app = Starlette(
+        routes=[*health.routes, *jobs.routes],
+        middleware=[Middleware(BearerAuth, keys=worker.settings.api_keys())],
+        exception_handlers=EXCEPTION_HANDLERS,
+    )
+    app.state.worker = worker
+    app.state.admin = AdminClient({"bootstrap.servers": worker.settings.bootstrap})
+    return app

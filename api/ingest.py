@@ -1,0 +1,141 @@
+"""Taking media in: a multipart upload or a media_url, streamed into the blob store.
+
+Options are checked here too, before any byte is stored, so that a bad request costs nothing.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+
+from diarist.streams.blobs import LocalBlobStore, TooLarge
+from diarist.streams.models import MODELS
+
+from .problems import Problem
+
+CHUNK = 1 << 16
+OPTION_FIELDS = {"tag", "language", "model", "callback_urls", "metadata"}
+LANGUAGE = re.compile(r"^[a-z]{2,3}$")
+
+
+@dataclass(frozen=True)
+class Media:
+    filename: str
+    md5: str
+    size: int
+    content_type: str | None
+
+
+def parse_options(raw: Any) -> dict[str, Any]:
+    """JobOptions from what the client sent; 422 for anything this API does not take."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise Problem(422, "options must be a JSON object")
+    unknown = set(raw) - OPTION_FIELDS
+    if unknown:
+        raise Problem(422, f"unknown options: {', '.join(sorted(unknown))}")
+    tag, language, model = raw.get("tag"), raw.get("language"), raw.get("model")
+    callback_urls, metadata = raw.get("callback_urls") or [], raw.get("metadata")
+    if tag is not None and (not isinstance(tag, str) or len(tag) > 256):
+        raise Problem(422, "tag must be a string of at most 256 characters")
+    if language in ("auto", ""):
+        language = None
+    if language is not None and (not isinstance(language, str) or not LANGUAGE.match(language)):
+        raise Problem(422, "language must be an ISO 639 code such as 'en', or 'auto'")
+    if model is not None and model not in MODELS:
+        raise Problem(422, f"unknown model {model!r}; known: {', '.join(MODELS)}")
+    if (not isinstance(callback_urls, list)
+            or not all(isinstance(u, str) and urlsplit(u).scheme in ("http", "https") for u in callback_urls)):
+        raise Problem(422, "callback_urls must be a list of http or https URLs")
+    if metadata is not None and not isinstance(metadata, str):
+        metadata = json.dumps(metadata)
+    if metadata is not None and len(metadata) > 4096:
+        raise Problem(422, "metadata must be at most 4096 characters")
+    return {"tag": tag, "language": language, "model": model, "callback_urls": callback_urls,
+            "metadata": metadata}
+
+
+async def from_upload(request: Request, blobs: LocalBlobStore, key: str, max_bytes: int) -> tuple[Media, dict]:
+    """A multipart/form-data body: file part `media`, optional JSON part `options`."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes + CHUNK:
+        raise _too_large(max_bytes)
+    try:
+        form = await request.form(max_files=1, max_fields=8)
+    except Exception as exc:  # python-multipart and Starlette raise several kinds
+        raise Problem(400, f"the multipart body could not be read: {exc}") from None
+    upload = form.get("media")
+    if not isinstance(upload, UploadFile):
+        raise Problem(400, "the multipart body needs a file part named 'media'")
+    options = _options_part(form.get("options"))
+    try:
+        md5, size = await blobs.write_stream(key, _upload_chunks(upload), max_bytes)
+    except TooLarge:
+        raise _too_large(max_bytes) from None
+    finally:
+        await upload.close()
+    if size == 0:
+        blobs.delete(key)
+        raise Problem(400, "the media file is empty")
+    filename = PurePosixPath(upload.filename or "media").name
+    return Media(filename, md5, size, upload.content_type), options
+
+
+async def from_url(body: dict, blobs: LocalBlobStore, key: str, max_bytes: int,
+                   timeout: float) -> tuple[Media, dict]:
+    """A JSON body with `media_url` (http or https) and optional `options`."""
+    url = body.get("media_url")
+    unknown = set(body) - {"media_url", "options"}
+    if unknown:
+        raise Problem(422, f"unknown fields: {', '.join(sorted(unknown))}")
+    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+        raise Problem(422, "media_url must be an http or https URL")
+    options = parse_options(body.get("options"))
+    try:
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=True) as client:
+            async with client.stream("GET", url) as response:
+                if response.status_code != 200:
+                    raise Problem(422, f"media_url answered HTTP {response.status_code}")
+                md5, size = await blobs.write_stream(key, response.aiter_bytes(CHUNK), max_bytes)
+                content_type = response.headers.get("content-type")
+    except TooLarge:
+        raise _too_large(max_bytes) from None
+    except httpx.TimeoutException:
+        raise Problem(422, f"media_url did not answer within {timeout:g} s") from None
+    except httpx.HTTPError as exc:
+        raise Problem(422, f"media_url could not be fetched: {exc}") from None
+    if size == 0:
+        blobs.delete(key)
+        raise Problem(422, "media_url gave an empty body")
+    filename = PurePosixPath(urlsplit(url).path).name or "media"
+    return Media(filename, md5, size, content_type), options
+
+
+def _options_part(part: Any) -> dict:
+    if part is None:
+        return parse_options(None)
+    text = part if isinstance(part, str) else None
+    if text is None:
+        raise Problem(400, "the 'options' part must be JSON text, not a file")
+    try:
+        return parse_options(json.loads(text))
+    except json.JSONDecodeError as exc:
+        raise Problem(400, f"the 'options' part is not valid JSON: {exc}") from None
+
+
+async def _upload_chunks(upload: UploadFile) -> AsyncIterator[bytes]:
+    while chunk := await upload.read(CHUNK):
+        yield chunk
+
+
+def _too_large(max_bytes: int) -> Problem:
+    return Problem(413, f"the media is larger than the {max_bytes} bytes this service takes")

@@ -1,0 +1,29 @@
+"""Serving the edge inside the Faust worker's event loop, so that it reads the worker's tables."""
+from __future__ import annotations
+
+import contextlib
+
+import uvicorn
+
+from diarist.streams.worker import JobsWorker
+
+from .app import create_edge
+
+
+class _EdgeServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self):
+        # The Faust worker owns the process signals and stops this task on shutdown.
+        yield
+
+
+def serve_edge_in(worker: JobsWorker) -> None:
+    """Adds the edge to the worker as a task of its app."""
+    config = uvicorn.Config(create_edge(worker), host=worker.settings.host, port=worker.settings.port,
+                            log_level="warning", lifespan="off")
+    server = _EdgeServer(config)
+
+    async def serve() -> None:
+        await server.serve()
+
+    worker.app.task(serve)

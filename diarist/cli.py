@@ -1,0 +1,131 @@
+"""The `diarist` command: run the service on one machine, its parts one by one, or submit a file."""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings().with_overrides(
+        data_dir=Path(args.data_dir).resolve() if getattr(args, "data_dir", None) else None,
+        port=getattr(args, "port", None), model=getattr(args, "model", None),
+        bootstrap_servers=getattr(args, "bootstrap_servers", None))
+
+
+def _ensure_topics(settings: Settings) -> None:
+    from .infra.topics import ensure_topics
+    from .streams.topics import topic_specs
+
+    ensure_topics(settings.bootstrap, topic_specs(settings))
+
+
+def _run_faust(app, settings: Settings) -> None:
+    import faust
+
+    faust.Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    """The jobs worker with its edge."""
+    from .api.server import serve_edge_in
+    from .streams.worker import JobsWorker
+
+    settings = _settings(args)
+    _ensure_topics(settings)
+    worker = JobsWorker(settings)
+    serve_edge_in(worker)
+    _run_faust(worker.app, settings)
+
+
+def cmd_inference(args: argparse.Namespace) -> None:
+    """An inference worker."""
+    from .streams.inference import InferenceWorker
+
+    settings = _settings(args)
+    _ensure_topics(settings)
+    _run_faust(InferenceWorker(settings).app, settings)
+
+
+def cmd_up(args: argparse.Namespace) -> None:
+    """Broker, jobs worker with edge, and inference on this machine; Ctrl-C stops it all."""
+    from .infra.broker import KafkaBroker
+
+    settings = _settings(args)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key = sorted(settings.api_keys())[0]
+    broker = None
+    if not settings.bootstrap_servers:
+        broker = KafkaBroker(settings.data_dir / "kafka", port=settings.broker_port)
+        print(f"starting Kafka on {broker.bootstrap_servers} ...", flush=True)
+        broker.start()
+    env = {**os.environ, "DIARIST_DATA_DIR": str(settings.data_dir), "DIARIST_PORT": str(settings.port),
+           "DIARIST_MODEL": settings.model, "DIARIST_BOOTSTRAP_SERVERS": settings.bootstrap}
+    _ensure_topics(settings)
+    children = [subprocess.Popen([sys.executable, "-m", "diarist.cli", role], env=env)
+                for role in ("worker", "inference")]
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    print(f"diarist is up: http://{settings.host}:{settings.port}  (API key: {key})\n"
+          f"data in {settings.data_dir}; Ctrl-C stops everything", flush=True)
+    try:
+        while not stopping and all(child.poll() is None for child in children):
+            time.sleep(0.2)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if broker:
+            broker.stop()
+        print("diarist stopped", flush=True)
+    if not stopping:
+        sys.exit("a diarist process ended on its own; see the messages above")
+
+
+def cmd_submit(args: argparse.Namespace) -> None:
+    from .submit import submit
+
+    sys.exit(submit(args))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="diarist", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, fun in (("up", cmd_up), ("worker", cmd_worker), ("inference", cmd_inference)):
+        sub = commands.add_parser(name, help=fun.__doc__)
+        sub.add_argument("--data-dir", help="where state, media and results live (DIARIST_DATA_DIR)")
+        sub.add_argument("--port", type=int, help="HTTP port of the edge (DIARIST_PORT)")
+        sub.add_argument("--model", help="default model: base or tiny.en (DIARIST_MODEL)")
+        sub.add_argument("--bootstrap-servers", help="use this Kafka cluster (DIARIST_BOOTSTRAP_SERVERS)")
+        sub.set_defaults(fun=fun)
+    sub = commands.add_parser("submit", help="post a media file as a job; --wait prints the transcript")
+    sub.add_argument("file", type=Path)
+    sub.add_argument("--wait", action="store_true", help="show progress and print the transcript")
+    sub.add_argument("--url", default=None, help="the edge (default http://127.0.0.1:$DIARIST_PORT)")
+    sub.add_argument("--key", default=None, help="API key (default: DIARIST_API_KEYS or the data directory's)")
+    sub.add_argument("--options", default=None, help="job options as JSON")
+    sub.add_argument("--data-dir", help="where to find the API key")
+    sub.set_defaults(fun=cmd_submit)
+    args = parser.parse_args(argv)
+    args.fun(args)
+
+
+if __name__ == "__main__":
+    main()

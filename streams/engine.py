@@ -1,0 +1,131 @@
+"""An inference engine: a child process that holds a loaded Whisper model and runs jobs.
+
+Jobs run in a process of their own, not a thread, so that a stop takes effect at once (the
+process is killed and a fresh one loads the model again) and a crash in native code fails one
+job instead of the worker. The asyncio side never blocks: it polls the pipe from a thread.
+"""
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from collections.abc import Awaitable, Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+OnMessage = Callable[[str, dict], Awaitable[None]]
+
+
+class JobFailed(Exception):
+    """The pipeline could not finish the job; str() says why, for a person."""
+
+
+class Cancelled(Exception):
+    pass
+
+
+def device() -> tuple[str, str]:
+    """(device, compute type): CUDA with float16 where a GPU is present, the CPU with int8 otherwise."""
+    import ctranslate2
+
+    if ctranslate2.get_cuda_device_count() > 0:
+        return "cuda", "float16"
+    return "cpu", "int8"
+
+
+def _serve(conn: Connection, model_name: str, threads: int) -> None:
+    from faster_whisper import WhisperModel
+
+    from . import pipeline
+    from .models import model_dir
+
+    dev, compute_type = device()
+    model = WhisperModel(str(model_dir(model_name)), device=dev, compute_type=compute_type,
+                         cpu_threads=threads, local_files_only=True)
+    conn.send(("ready", {"device": dev}))
+    while True:
+        try:
+            path, options = conn.recv()
+        except EOFError:
+            return
+        try:
+            result = pipeline.transcribe(model, Path(path), options, lambda kind, data: conn.send((kind, data)))
+            conn.send(("done", result))
+        except pipeline.MediaError as exc:
+            conn.send(("failed", {"reason": str(exc)}))
+        except Exception as exc:  # a person reads this: say what broke, not where
+            conn.send(("failed", {"reason": f"transcription failed: {type(exc).__name__}: {exc}"}))
+
+
+class Engine:
+    def __init__(self, model_name: str, threads: int) -> None:
+        self.model_name = model_name
+        self.threads = threads
+        self.device = "cpu"
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._conn: Connection | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._process is not None and self._process.is_alive()
+
+    async def start(self) -> None:
+        if self.loaded:
+            return
+        context = multiprocessing.get_context("spawn")
+        parent, child = context.Pipe()
+        self._process = context.Process(target=_serve, args=(child, self.model_name, self.threads),
+                                        name=f"diarist-engine-{self.model_name}", daemon=True)
+        self._process.start()
+        child.close()
+        self._conn = parent
+        kind, data = await self._receive()
+        self.device = data["device"]
+
+    async def run(self, media: Path, options: dict[str, Any], on_message: OnMessage,
+                  cancelled: asyncio.Event) -> dict:
+        """The result document; raises JobFailed, or Cancelled once `cancelled` is set."""
+        await self.start()
+        self._conn.send((str(media), options))
+        while True:
+            receiving = asyncio.ensure_future(self._receive())
+            stopping = asyncio.ensure_future(cancelled.wait())
+            done, _ = await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if stopping in done:
+                self.kill()
+                await asyncio.gather(receiving, return_exceptions=True)
+                raise Cancelled()
+            stopping.cancel()
+            kind, data = receiving.result()
+            if kind == "done":
+                return data
+            if kind == "failed":
+                raise JobFailed(data["reason"])
+            await on_message(kind, data)
+
+    async def _receive(self) -> tuple[str, dict]:
+        conn, process = self._conn, self._process
+        while True:
+            ready = await asyncio.to_thread(conn.poll, 0.1)
+            if ready:
+                try:
+                    return conn.recv()
+                except EOFError:
+                    pass
+            elif process.is_alive():
+                continue
+            raise JobFailed(f"the inference process died (exit code {process.exitcode})")
+
+    def kill(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.join(5)
+            self._conn.close()
+        self._process = self._conn = None
+
+    def close(self) -> None:
+        self.kill()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None

@@ -1,0 +1,42 @@
+"""Inference workers' heartbeats: sent by each of them, read by every edge for /healthz."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from diarist.schemas import SchemaError, codec
+
+HEARTBEAT_SCHEMA = "diarist.InferenceHeartbeat"
+FRESH = timedelta(seconds=20)
+
+
+class HeartbeatBoard:
+    """The latest heartbeat of every inference worker. Reads outside any consumer group, so
+    that every edge sees all of them."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.bootstrap = bootstrap
+        self.tp = TopicPartition(topic, 0)
+        self.latest: dict[str, dict] = {}
+
+    def live(self) -> list[dict]:
+        now = datetime.now(timezone.utc)
+        return [beat for beat in self.latest.values() if now - beat["at"] < FRESH]
+
+    async def run(self) -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
+                                    enable_auto_commit=False, auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            consumer.assign([self.tp])
+            while True:
+                batches = await consumer.getmany(self.tp, timeout_ms=1000)
+                for record in batches.get(self.tp, []):
+                    try:
+                        _, beat = codec().decode(record.value)
+                    except SchemaError:
+                        continue
+                    self.latest[beat["worker"]] = beat
+        finally:
+            await consumer.stop()

@@ -1,0 +1,148 @@
+"""The inference worker: a Faust app of its own (its own consumer group, so that inference
+scales apart from the jobs workers) that runs queued jobs through an engine.
+
+At-least-once without double completion: the event that queued a job is acknowledged only
+after the job ends, so a worker that dies mid-job leaves it to the next owner of the partition,
+which finds the job IN_PROGRESS and runs it again. Every outcome is a versioned event, so of
+two runs racing to complete one job, only one `completed` can take.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import time
+
+from diarist.schemas import SchemaError, codec
+from diarist.settings import Settings
+
+from . import lifecycle as lc
+from .app import faust_app
+from .blobs import LocalBlobStore
+from .engine import Cancelled, Engine, JobFailed
+from .heartbeats import HEARTBEAT_SCHEMA
+from .jobs import Conflict, Journal, NotYetVisible, result_key, transition
+from .models import MODELS
+from .tail import JobTail
+from .topics import INFERENCE_APP_ID, topics
+
+log = logging.getLogger(__name__)
+PROGRESS_EVERY = 2.0
+
+
+class InferenceWorker:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.names = topics(settings)
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.app = faust_app(INFERENCE_APP_ID, settings)
+        self.events_topic = self.app.topic(self.names.events, key_serializer="raw", value_serializer="raw")
+        self.heartbeat_topic = self.app.topic(self.names.heartbeats, key_serializer="raw", value_serializer="raw")
+        self.blobs = LocalBlobStore(settings.blob_dir)
+        self.engines: dict[str, Engine] = {}
+        self.app.agent(self.events_topic, name="run-jobs", concurrency=1)(self._run_jobs)
+        self.app.timer(5.0, name="heartbeat")(self._heartbeat)
+        self.app.task(self._load_default_model)
+
+    def engine(self, model: str) -> Engine:
+        if model not in self.engines:
+            self.engines[model] = Engine(model, self.settings.inference_threads)
+        return self.engines[model]
+
+    async def publish(self, name: str, event: lc.Event) -> None:
+        sent = await self.events_topic.send(key=event["job_id"].encode(), value=codec().encode(name, event))
+        await sent
+
+    async def _load_default_model(self) -> None:
+        await self.engine(self.settings.model).start()
+
+    async def _heartbeat(self) -> None:
+        engine = self.engine(self.settings.model)
+        beat = {"worker": self.name, "model": self.settings.model, "loaded": engine.loaded,
+                "device": engine.device, "at": lc.now()}
+        await self.heartbeat_topic.send(key=self.name.encode(), value=codec().encode(HEARTBEAT_SCHEMA, beat))
+
+    async def _run_jobs(self, stream) -> None:
+        async for event in stream.events():
+            try:
+                name, payload = codec().decode(event.value)
+            except SchemaError:
+                continue
+            if name in (lc.CREATED, lc.RETRIED):
+                await self.run(name, payload, event.message.partition, event.message.offset)
+
+    async def run(self, name: str, queued_event: lc.Event, partition: int, offset: int) -> None:
+        job = lc.queued(name, queued_event)
+        async with JobTail(self.settings.bootstrap, self.names.events, partition, offset + 1, job) as tail:
+            job = tail.job
+            if job["status"] == lc.QUEUED:
+                try:
+                    job = await transition(tail, self.publish, job["id"], lc.STARTED, worker=self.name)
+                except Conflict:
+                    return  # stopped before it started
+            elif job["status"] != lc.IN_PROGRESS:
+                return  # over already; a later retry comes as an event of its own
+            await self._execute(tail, job)
+
+    async def _execute(self, tail: JobTail, job: lc.Job) -> None:
+        job_id, spec = job["id"], job["spec"]
+        options = dict(spec["options"])
+        model = options.get("model") or self.settings.model
+        media = self.blobs.path(spec["media"]["key"])
+        if model not in MODELS:
+            return await self._fail(tail, job_id, f"unknown model {model!r}")
+        if not media.exists():
+            return await self._fail(tail, job_id, "the media is missing from the blob store")
+
+        cancelled = asyncio.Event()
+        watch = asyncio.create_task(self._watch_for_stop(tail, job_id, cancelled))
+        last_progress = 0.0
+
+        async def on_message(kind: str, data: dict) -> None:
+            nonlocal last_progress
+            if kind == "diarized":
+                try:
+                    await transition(tail, self.publish, job_id, lc.DIARIZED, **data)
+                except Conflict:
+                    pass  # the stop watcher ends the run
+            elif kind == "progress" and time.monotonic() - last_progress >= PROGRESS_EVERY:
+                last_progress = time.monotonic()
+                await self.publish(lc.PROGRESS, lc.make_event(job_id, tail.job["version"], **data))
+
+        try:
+            result = await self.engine(model).run(media, options, on_message, cancelled)
+        except Cancelled:
+            log.info("job %s stopped while running", job_id)
+            return
+        except JobFailed as exc:
+            return await self._fail(tail, job_id, str(exc))
+        finally:
+            watch.cancel()
+
+        key = result_key(job_id, job["version"])
+        body = json.dumps({"job_id": job_id, **result}, ensure_ascii=False).encode()
+        md5, size = await asyncio.to_thread(self.blobs.write, key, [body])
+        try:
+            await transition(tail, self.publish, job_id, lc.COMPLETED_EVENT,
+                             result={"key": key, "md5": md5, "size": size},
+                             language=result["language"], language_probability=result["language_probability"])
+        except Conflict:
+            self.blobs.delete(key)  # stopped or deleted while the result was being written
+
+    async def _fail(self, journal: Journal, job_id: str, reason: str) -> None:
+        try:
+            await transition(journal, self.publish, job_id, lc.FAILED_EVENT, reason=reason)
+        except Conflict:
+            pass
+
+    @staticmethod
+    async def _watch_for_stop(tail: JobTail, job_id: str, cancelled: asyncio.Event) -> None:
+        while True:
+            try:
+                await tail.wait_for(job_id, lambda j: j["status"] != lc.IN_PROGRESS, timeout=3600)
+            except NotYetVisible:
+                continue
+            cancelled.set()
+            return

@@ -1,0 +1,176 @@
+"""The job store and the job commands: reading job state, and asking for it to change.
+
+Only the jobs agent writes the jobs table (JobStore.apply). Everyone else asks for a change by
+publishing a lifecycle event and waiting for the fold to take it (`transition`).
+"""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from diarist.schemas import codec
+
+from . import lifecycle as lc
+from .blobs import LocalBlobStore
+from .jobindex import JobIndex
+
+Publish = Callable[[str, lc.Event], Awaitable[None]]
+JOB_SCHEMA = "diarist.Job"
+
+
+class NotFound(LookupError):
+    pass
+
+
+class Conflict(Exception):
+    """The state machine refuses the change; str() says why."""
+
+
+class NotYetVisible(TimeoutError):
+    """The event is written, but the fold has not taken it within the wait."""
+
+
+class Journal(Protocol):
+    """Somewhere job state can be read and waited on."""
+
+    def get(self, job_id: str) -> lc.Job | None: ...
+
+    async def wait_for(self, job_id: str, predicate: Callable[[lc.Job | None], bool],
+                       timeout: float) -> lc.Job | None: ...
+
+
+class Watchers:
+    """Wakes those waiting for a job to change."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+
+    def changed(self, job_id: str) -> None:
+        if event := self._events.pop(job_id, None):
+            event.set()
+
+    async def wait_for(self, read: Callable[[], lc.Job | None], job_id: str,
+                       predicate: Callable[[lc.Job | None], bool], timeout: float) -> lc.Job | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not predicate(job := read()):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise NotYetVisible(f"job {job_id} did not change within {timeout} s")
+            event = self._events.setdefault(job_id, asyncio.Event())
+            try:
+                await asyncio.wait_for(event.wait(), remaining)
+            except TimeoutError:
+                pass
+        return job
+
+
+class JobStore:
+    def __init__(self, table: Any, index: JobIndex, blobs: LocalBlobStore) -> None:
+        self.table = table
+        self.index = index
+        self.blobs = blobs
+        self.watchers = Watchers()
+
+    def get(self, job_id: str) -> lc.Job | None:
+        data = self.table.get(job_id)
+        return codec().decode(data)[1] if data else None
+
+    def apply(self, name: str, event: lc.Event) -> lc.Job | None:
+        """Folds one event into the table. Only the jobs agent calls this."""
+        job_id = event["job_id"]
+        before = self.get(job_id)
+        after = lc.fold(before, name, event)
+        if after is not before:
+            self.table[job_id] = codec().encode(JOB_SCHEMA, after)
+        if after is not None:
+            # Also on a refused (replayed) event: these side effects are idempotent, and a
+            # crash may have come between the table write and them.
+            self.index.put(after)
+            if after["status"] == lc.DELETED:
+                self.erase(after)
+        self.watchers.changed(job_id)
+        return after
+
+    def erase(self, job: lc.Job) -> None:
+        self.blobs.delete(job["spec"]["media"]["key"])
+        self.blobs.delete(result_prefix(job["id"]))
+
+    async def wait_for(self, job_id: str, predicate: Callable[[lc.Job | None], bool],
+                       timeout: float = 10.0) -> lc.Job | None:
+        return await self.watchers.wait_for(lambda: self.get(job_id), job_id, predicate, timeout)
+
+    def page(self, *, limit: int, **filters: Any) -> tuple[list[lc.Job], str | None]:
+        page = self.index.page(limit=limit, **filters)
+        jobs = [job for job_id in page.ids if (job := self.get(job_id)) is not None]
+        return jobs, page.next_cursor
+
+    def rebuild_index(self) -> int:
+        return self.index.rebuild(codec().decode(value)[1] for value in self.table.values() if value)
+
+
+def media_key(job_id: str) -> str:
+    return f"media/{job_id}"
+
+
+def result_prefix(job_id: str) -> str:
+    return f"results/{job_id}"
+
+
+def result_key(job_id: str, attempt: int) -> str:
+    return f"{result_prefix(job_id)}/attempt-{attempt}.json"
+
+
+def job_id_for_request(request_id: str) -> str:
+    """The job a media event asks for: the same request id always names the same job."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"diarist:media:{request_id}").hex
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+async def transition(journal: Journal, publish: Publish, job_id: str, name: str,
+                     timeout: float = 10.0, **fields: Any) -> lc.Job:
+    """Moves a job by one event, re-deciding when a racing writer takes the version first."""
+    for _ in range(5):
+        job = journal.get(job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id}")
+        event = lc.next_event(job, **fields)
+        if reason := lc.refusal(job, name, event):
+            raise Conflict(reason)
+        await publish(name, event)
+        job = await journal.wait_for(job_id, lambda j: j is not None and j["version"] >= event["version"], timeout)
+        if lc.applied(job, event):
+            return job
+    raise Conflict("the job kept changing under the request; try again")
+
+
+class JobCommands:
+    """What the edge (and every facade) may ask of jobs."""
+
+    def __init__(self, store: JobStore, publish: Publish) -> None:
+        self.store = store
+        self.publish = publish
+
+    async def create(self, job_id: str, spec: dict) -> lc.Job:
+        event = lc.make_event(job_id, 1, spec=spec)
+        await self.publish(lc.CREATED, event)
+        try:
+            return await self.store.wait_for(job_id, lambda j: j is not None)
+        except NotYetVisible:
+            return lc.queued(lc.CREATED, event)  # acknowledged by the broker: it will be folded
+
+    async def stop(self, job_id: str) -> lc.Job:
+        return await transition(self.store, self.publish, job_id, lc.STOPPED_EVENT, reason="stopped on request")
+
+    async def retry(self, job_id: str) -> lc.Job:
+        job = self.store.get(job_id)
+        spec = job["spec"] if job else None
+        return await transition(self.store, self.publish, job_id, lc.RETRIED, spec=spec)
+
+    async def delete(self, job_id: str) -> lc.Job:
+        return await transition(self.store, self.publish, job_id, lc.DELETED_EVENT)
