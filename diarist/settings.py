@@ -20,7 +20,8 @@ class Settings:
     bootstrap_servers: str = field(default_factory=lambda: _env("BOOTSTRAP_SERVERS", ""))
     broker_port: int = field(default_factory=lambda: int(_env("BROKER_PORT", "9092")))
     partitions: int = field(default_factory=lambda: int(_env("PARTITIONS", "6")))
-    topic_prefix: str = field(default_factory=lambda: _env("TOPIC_PREFIX", "diarist"))
+    # Names the topics and consumer groups, so that deployments can share one Kafka cluster.
+    namespace: str = field(default_factory=lambda: _env("NAMESPACE", "diarist"))
     model: str = field(default_factory=lambda: _env("MODEL", "base"))
     inference_threads: int = field(default_factory=lambda: int(_env("INFERENCE_THREADS", str(os.cpu_count() or 2))))
     api_keys_env: str = field(default_factory=lambda: _env("API_KEYS", ""))

@@ -26,7 +26,7 @@ from .heartbeats import HEARTBEAT_SCHEMA
 from .jobs import Conflict, Journal, NotYetVisible, result_key, transition
 from .models import MODELS
 from .tail import JobTail
-from .topics import INFERENCE_APP_ID, topics
+from .topics import topics
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY = 2.0
@@ -37,7 +37,7 @@ class InferenceWorker:
         self.settings = settings
         self.names = topics(settings)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
-        self.app = faust_app(INFERENCE_APP_ID, settings)
+        self.app = faust_app(self.names.inference_app, settings)
         self.events_topic = self.app.topic(self.names.events, key_serializer="raw", value_serializer="raw")
         self.heartbeat_topic = self.app.topic(self.names.heartbeats, key_serializer="raw", value_serializer="raw")
         self.blobs = LocalBlobStore(settings.blob_dir)

@@ -6,12 +6,10 @@ from dataclasses import dataclass
 from diarist.infra.topics import TopicSpec
 from diarist.settings import Settings
 
-JOBS_APP_ID = "diarist"
-INFERENCE_APP_ID = "diarist-inference"
-
-
 @dataclass(frozen=True)
 class Topics:
+    jobs_app: str  # Faust app id, and so the consumer group, of the jobs workers
+    inference_app: str  # ... and of the inference workers
     events: str  # lifecycle events, keyed by job id: the public contract
     media: str  # media events from external producers
     heartbeats: str  # inference workers' liveness and model
@@ -19,10 +17,10 @@ class Topics:
 
 
 def topics(settings: Settings) -> Topics:
-    prefix = settings.topic_prefix
-    return Topics(events=f"{prefix}.job-events", media=f"{prefix}.media",
-                  heartbeats=f"{prefix}.inference-heartbeats",
-                  jobs_changelog=f"{JOBS_APP_ID}-jobs-changelog")
+    ns = settings.namespace
+    return Topics(jobs_app=ns, inference_app=f"{ns}-inference", events=f"{ns}.job-events",
+                  media=f"{ns}.media", heartbeats=f"{ns}.inference-heartbeats",
+                  jobs_changelog=f"{ns}-jobs-changelog")
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:

@@ -17,7 +17,7 @@ from .blobs import LocalBlobStore
 from .heartbeats import HeartbeatBoard
 from .jobindex import JobIndex
 from .jobs import JobCommands, JobStore, job_id_for_request
-from .topics import JOBS_APP_ID, topics
+from .topics import topics
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ class JobsWorker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         names = topics(settings)
-        self.app = faust_app(JOBS_APP_ID, settings)
+        self.app = faust_app(names.jobs_app, settings)
         self.events_topic = self.app.topic(names.events, key_serializer="raw", value_serializer="raw")
         self.media_topic = self.app.topic(names.media, key_serializer="raw", value_serializer="raw")
         self.table = self.app.Table("jobs", partitions=settings.partitions,

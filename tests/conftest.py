@@ -1,0 +1,50 @@
+"""Shared fixtures: one real Kafka broker for the session, generated speech, running services."""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from diarist.infra.broker import KafkaBroker
+
+from .audio import SENTENCES, long_text, speak
+from .service import Service, free_port
+
+_namespaces = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory) -> KafkaBroker:
+    broker = KafkaBroker(tmp_path_factory.mktemp("kafka"), port=free_port(), controller_port=free_port())
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def speech(tmp_path_factory) -> tuple[Path, str]:
+    """A short English recording and its text."""
+    text = " ".join(SENTENCES[:3])
+    return speak(text, tmp_path_factory.mktemp("audio") / "speech.wav"), text
+
+
+@pytest.fixture(scope="session")
+def long_speech(tmp_path_factory) -> Path:
+    """About a minute of English: long enough to act on a job while it runs."""
+    return speak(long_text(60), tmp_path_factory.mktemp("audio") / "long.wav")
+
+
+def new_service(tmp_path_factory, kafka: KafkaBroker, name: str) -> Service:
+    return Service(tmp_path_factory.mktemp(name), kafka.bootstrap_servers, f"t{next(_namespaces)}-{name}")
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory, kafka) -> Service:
+    """The jobs worker with its edge, and one inference worker, sharing the session's broker."""
+    running = new_service(tmp_path_factory, kafka, "svc")
+    running.start("worker")
+    running.start("inference")
+    running.wait_healthy()
+    yield running
+    running.close()

@@ -1,0 +1,180 @@
+"""The native job API end to end: real broker, real workers, real Whisper model."""
+from __future__ import annotations
+
+import http.server
+import json
+import re
+import threading
+from functools import partial
+
+import jiwer
+import pytest
+
+from .service import KEY, submit, until_status, wait_for_job
+
+TERMINAL = ("COMPLETED", "FAILED", "STOPPED")
+
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    norm = lambda s: " ".join(re.sub(r"[^a-z0-9' ]+", " ", s.lower()).split())
+    return jiwer.wer(norm(reference), norm(hypothesis))
+
+
+def test_speech_is_transcribed_with_timed_words(service, speech):
+    path, text = speech
+    with service.client() as client:
+        created = submit(client, path, json.dumps({"tag": "e2e", "metadata": "order 66"}))
+        assert created["status"] == "QUEUED" and created["version"] == 1
+        assert created["media"]["size"] == path.stat().st_size
+        assert created["options"]["tag"] == "e2e"
+        job = wait_for_job(client, created["id"], until_status(*TERMINAL))
+        assert job["status"] == "COMPLETED", job["failure_reason"]
+        assert [h["event"] for h in job["history"]] == ["created", "started", "diarized", "completed"]
+        assert job["media"]["format"] == "wav" and job["media"]["duration"] > 5
+        assert job["speakers"] == 1 and job["speech_seconds"] > 3
+        assert job["language"] == "en" and job["progress"] == 100.0
+        result = client.get(f"/v1/jobs/{job['id']}/result").json()
+    hypothesis = " ".join(s["text"] for s in result["segments"])
+    assert wer(text, hypothesis) <= 0.15, hypothesis
+    words = [w for s in result["segments"] for w in s["words"]]
+    assert len(words) >= len(text.split()) * 0.8
+    assert all(0 <= w["start"] <= w["end"] <= result["duration"] + 0.5 for w in words)
+    assert all(a["start"] <= b["start"] for a, b in zip(words, words[1:]))
+    assert all(0 <= w["confidence"] <= 1 for w in words)
+
+
+def test_a_job_stopped_while_queued_can_be_retried(service, speech, long_speech):
+    with service.client() as client:
+        running = submit(client, long_speech)
+        wait_for_job(client, running["id"], until_status("IN_PROGRESS"))
+        queued = submit(client, speech[0])
+        stopped = client.post(f"/v1/jobs/{queued['id']}/stop")
+        assert stopped.status_code == 200 and stopped.json()["status"] == "STOPPED"
+        again = client.post(f"/v1/jobs/{queued['id']}/stop")
+        assert again.status_code == 409 and "STOPPED job cannot be stopped" in again.json()["detail"]
+        # Stopping the running job frees the worker for the next one.
+        assert client.post(f"/v1/jobs/{running['id']}/stop").json()["status"] == "STOPPED"
+        retried = client.post(f"/v1/jobs/{queued['id']}/retry").json()
+        assert retried["status"] == "QUEUED" and retried["attempt"] == 2
+        done = wait_for_job(client, queued["id"], until_status(*TERMINAL))
+        assert done["status"] == "COMPLETED"
+        assert [h["event"] for h in done["history"]] == [
+            "created", "stopped", "retried", "started", "diarized", "completed"]
+
+
+def test_delete_erases_media_and_result(service, speech):
+    with service.client() as client:
+        job = submit(client, speech[0])
+        early = client.delete(f"/v1/jobs/{job['id']}")
+        assert early.status_code == 409 and "QUEUED job cannot be deleted" in early.json()["detail"]
+        wait_for_job(client, job["id"], until_status(*TERMINAL))
+        blobs = service.data_dir / "blobs"
+        assert (blobs / "media" / job["id"]).exists() and any((blobs / "results" / job["id"]).iterdir())
+        deleted = client.delete(f"/v1/jobs/{job['id']}")
+        assert deleted.status_code == 200 and deleted.json()["status"] == "DELETED"
+        assert not (blobs / "media" / job["id"]).exists()
+        assert not (blobs / "results" / job["id"]).exists()
+        assert client.get(f"/v1/jobs/{job['id']}/result").status_code == 410
+
+
+def test_illegal_transitions_answer_409_and_say_why(service, speech):
+    with service.client() as client:
+        job = submit(client, speech[0])
+        response = client.post(f"/v1/jobs/{job['id']}/retry")
+        assert response.status_code == 409
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["detail"] == "cannot retry the job: a QUEUED job cannot be retried"
+        result = client.get(f"/v1/jobs/{job['id']}/result")
+        assert result.status_code == 409 and result.json()["job_status"] in ("QUEUED", "IN_PROGRESS")
+
+
+def test_without_a_valid_key_the_answer_is_401(service):
+    for key in (None, "not-the-key"):
+        with service.client(key) as client:
+            response = client.get("/v1/jobs")
+            assert response.status_code == 401
+            assert response.headers["www-authenticate"] == "Bearer"
+            assert response.json()["status"] == 401
+    with service.client(None) as client:
+        assert client.get("/healthz").status_code == 200
+
+
+def test_unknown_jobs_and_paths_answer_404(service):
+    with service.client() as client:
+        for response in (client.get("/v1/jobs/nope"), client.post("/v1/jobs/nope/stop"),
+                         client.delete("/v1/jobs/nope"), client.get("/v1/jobs/nope/result"),
+                         client.get("/v1/nothing-here")):
+            assert response.status_code == 404
+            assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("request_kwargs, status, detail", [
+    ({"files": {"audio": ("a.wav", b"RIFF")}}, 400, "file part named 'media'"),
+    ({"files": {"media": ("a.wav", b"RIFF")}, "data": {"options": "{not json"}}, 400, "not valid JSON"),
+    ({"files": {"media": ("a.wav", b"")}}, 400, "empty"),
+    ({"files": {"media": ("a.wav", b"RIFF")}, "data": {"options": '{"model": "huge"}'}}, 422, "unknown model"),
+    ({"files": {"media": ("a.wav", b"RIFF")}, "data": {"options": '{"colour": "red"}'}}, 422, "unknown options"),
+    ({"files": {"media": ("a.wav", b"RIFF")}, "data": {"options": '{"language": "English!"}'}}, 422, "ISO 639"),
+    ({"json": {"media_url": "ftp://example.com/a.wav"}}, 422, "http or https"),
+    ({"json": {"media_url": "http://127.0.0.1:1/a.wav"}}, 422, "could not be fetched"),
+    ({"json": ["media_url"]}, 400, "JSON object"),
+    ({"content": b"{", "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),
+    ({"content": b"hello", "headers": {"content-type": "text/plain"}}, 415, "multipart/form-data"),
+])
+def test_malformed_requests_get_a_problem_document(service, request_kwargs, status, detail):
+    with service.client() as client:
+        response = client.post("/v1/jobs", **request_kwargs)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert detail in response.json()["detail"]
+
+
+def test_media_url_is_fetched_into_the_job(service, speech, tmp_path):
+    path, _ = speech
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(path.parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with service.client() as client:
+            url = f"http://127.0.0.1:{server.server_address[1]}/{path.name}"
+            response = client.post("/v1/jobs", json={"media_url": url, "options": {"language": "en"}})
+            assert response.status_code == 201, response.text
+            job = response.json()
+            assert job["filename"] == path.name and job["media"]["size"] == path.stat().st_size
+            missing = client.post("/v1/jobs", json={"media_url": url + ".missing"})
+            assert missing.status_code == 422 and "HTTP 404" in missing.json()["detail"]
+            assert wait_for_job(client, job["id"], until_status(*TERMINAL))["status"] == "COMPLETED"
+    finally:
+        server.shutdown()
+
+
+def test_listing_filters_and_pages_newest_first(service, speech):
+    with service.client() as client:
+        ids = [submit(client, speech[0], json.dumps({"tag": "paging"}))["id"] for _ in range(5)]
+        first = client.get("/v1/jobs", params={"tag": "paging", "limit": 2}).json()
+        assert [j["id"] for j in first["jobs"]] == ids[::-1][:2]
+        second = client.get("/v1/jobs", params={"tag": "paging", "limit": 2, "cursor": first["next_cursor"]}).json()
+        third = client.get("/v1/jobs", params={"tag": "paging", "limit": 2, "cursor": second["next_cursor"]}).json()
+        assert [j["id"] for j in second["jobs"] + third["jobs"]] == ids[::-1][2:]
+        assert third["next_cursor"] is None
+        created = client.get(f"/v1/jobs/{ids[2]}").json()["created_at"]
+        since = client.get("/v1/jobs", params={"tag": "paging", "created_after": created}).json()
+        assert {j["id"] for j in since["jobs"]} >= set(ids[2:])
+        assert ids[0] not in {j["id"] for j in since["jobs"]} or since["jobs"][-1]["created_at"] == created
+        for job_id in ids:
+            wait_for_job(client, job_id, until_status(*TERMINAL))
+        completed = client.get("/v1/jobs", params={"status": "COMPLETED", "tag": "paging"}).json()
+        assert {j["id"] for j in completed["jobs"]} == set(ids)
+        assert client.get("/v1/jobs", params={"status": "LOST"}).status_code == 422
+        assert client.get("/v1/jobs", params={"cursor": "garbage"}).status_code == 422
+        assert client.get("/v1/jobs", params={"limit": 0}).status_code == 422
+        assert client.get("/v1/jobs", params={"created_after": "yesterday"}).status_code == 422
+
+
+def test_health_reports_broker_tables_and_model(service):
+    with service.client(None) as client:
+        health = client.get("/healthz").json()
+    assert health["status"] == "ok"
+    assert health["checks"] == {"broker": True, "tables_recovered": True, "model_loaded": True}
+    assert health["inference_workers"][0]["model"] == "base"
