@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import signal
 from collections.abc import Awaitable, Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -33,8 +34,20 @@ def device() -> tuple[str, str]:
     return "cpu", "int8"
 
 
+def _die_with_parent() -> None:
+    """A worker killed outright must not leave its engine running a job nobody waits for."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass  # not Linux: the engine ends at its next write to the closed pipe
+
+
 def _serve(conn: Connection, model_name: str, threads: int) -> None:
     from faster_whisper import WhisperModel
+
+    _die_with_parent()
 
     from . import pipeline
     from .models import model_dir
