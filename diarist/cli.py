@@ -68,7 +68,8 @@ def cmd_up(args: argparse.Namespace) -> None:
     env = {**os.environ, "DIARIST_DATA_DIR": str(settings.data_dir), "DIARIST_PORT": str(settings.port),
            "DIARIST_MODEL": settings.model, "DIARIST_BOOTSTRAP_SERVERS": settings.bootstrap}
     _ensure_topics(settings)
-    children = [subprocess.Popen([sys.executable, "-m", "diarist.cli", role], env=env)
+    # -P: a working directory holding a checkout must not shadow the installed package.
+    children = [subprocess.Popen([sys.executable, "-P", "-m", "diarist.cli", role], env=env)
                 for role in ("worker", "inference")]
     stopping = False
 

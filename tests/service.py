@@ -36,7 +36,7 @@ class Service:
 
     def start(self, role: str) -> None:
         log = open(self.data_dir / f"{role}.log", "ab")
-        self.processes[role] = subprocess.Popen([sys.executable, "-m", "diarist.cli", role], env=self.env,
+        self.processes[role] = subprocess.Popen([sys.executable, "-P", "-m", "diarist.cli", role], env=self.env,
                                                 stdout=log, stderr=subprocess.STDOUT)
 
     def stop(self, role: str, sig: int = signal.SIGTERM) -> None:

