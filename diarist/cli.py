@@ -55,7 +55,7 @@ def cmd_inference(args: argparse.Namespace) -> None:
 
 def cmd_up(args: argparse.Namespace) -> None:
     """Broker, jobs worker with edge, and inference on this machine; Ctrl-C stops it all."""
-    from .infra.broker import KafkaBroker
+    from .infra.broker import BrokerError, KafkaBroker
 
     settings = _settings(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -64,7 +64,10 @@ def cmd_up(args: argparse.Namespace) -> None:
     if not settings.bootstrap_servers:
         broker = KafkaBroker(settings.data_dir / "kafka", port=settings.broker_port)
         print(f"starting Kafka on {broker.bootstrap_servers} ...", flush=True)
-        broker.start()
+        try:
+            broker.start()
+        except BrokerError as exc:
+            sys.exit(f"could not start Kafka: {exc}")
     env = {**os.environ, "DIARIST_DATA_DIR": str(settings.data_dir), "DIARIST_PORT": str(settings.port),
            "DIARIST_MODEL": settings.model, "DIARIST_BOOTSTRAP_SERVERS": settings.bootstrap}
     _ensure_topics(settings)
@@ -79,8 +82,10 @@ def cmd_up(args: argparse.Namespace) -> None:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    print(f"diarist is up: http://{settings.host}:{settings.port}  (API key: {key})\n"
-          f"data in {settings.data_dir}; Ctrl-C stops everything", flush=True)
+    print("starting the jobs worker and inference ...", flush=True)
+    if _wait_healthy(settings, children, lambda: stopping):
+        print(f"diarist is up: {_local_url(settings)}  (API key: {key})\n"
+              f"data in {settings.data_dir}; Ctrl-C stops everything", flush=True)
     try:
         while not stopping and all(child.poll() is None for child in children):
             time.sleep(0.2)
@@ -98,6 +103,25 @@ def cmd_up(args: argparse.Namespace) -> None:
         print("diarist stopped", flush=True)
     if not stopping:
         sys.exit("a diarist process ended on its own; see the messages above")
+
+
+def _local_url(settings: Settings) -> str:
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    return f"http://{host}:{settings.port}"
+
+
+def _wait_healthy(settings: Settings, children: list[subprocess.Popen], stopping) -> bool:
+    """Waits until /healthz says ok; False if a child ended or a stop came first."""
+    import httpx
+
+    while not stopping() and all(child.poll() is None for child in children):
+        try:
+            if httpx.get(f"{_local_url(settings)}/healthz", timeout=2).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    return False
 
 
 def cmd_submit(args: argparse.Namespace) -> None:

@@ -178,3 +178,24 @@ def test_health_reports_broker_tables_and_model(service):
     assert health["status"] == "ok"
     assert health["checks"] == {"broker": True, "tables_recovered": True, "model_loaded": True}
     assert health["inference_workers"][0]["model"] == "base"
+
+
+def test_media_that_cannot_be_decoded_fails_with_a_reason(service, tmp_path):
+    garbage = tmp_path / "notes.wav"
+    garbage.write_bytes(b"this is not audio at all" * 100)
+    with service.client() as client:
+        job = wait_for_job(client, submit(client, garbage)["id"], until_status(*TERMINAL))
+    assert job["status"] == "FAILED"
+    assert job["failure_reason"].startswith("the media could not be read")
+    assert [h["event"] for h in job["history"]] == ["created", "started", "failed"]
+
+
+def test_the_english_only_model_is_selectable_per_job(service, speech):
+    path, text = speech
+    with service.client() as client:
+        job = submit(client, path, json.dumps({"model": "tiny.en"}))
+        job = wait_for_job(client, job["id"], until_status(*TERMINAL))
+        assert job["status"] == "COMPLETED" and job["options"]["model"] == "tiny.en"
+        result = client.get(f"/v1/jobs/{job['id']}/result").json()
+    assert result["language"] == "en"
+    assert wer(text, " ".join(s["text"] for s in result["segments"])) <= 0.15

@@ -1,0 +1,66 @@
+"""The listing index: newest first, filters, cursors, and keys that follow status changes."""
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from diarist.streams.jobindex import InvalidCursor, JobIndex
+
+T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+
+
+def job(n: int, status: str = "QUEUED", tag: str | None = None) -> dict:
+    return {"id": f"job{n:03d}", "status": status, "created_at": T0 + timedelta(seconds=n),
+            "spec": {"options": {"tag": tag}}}
+
+
+@pytest.fixture
+def index(tmp_path):
+    index = JobIndex(tmp_path / "index")
+    yield index
+    index.close()
+
+
+def all_pages(index, **filters):
+    ids, cursor = [], None
+    while True:
+        page = index.page(cursor=cursor, limit=3, **filters)
+        ids += page.ids
+        if page.next_cursor is None:
+            return ids
+        cursor = page.next_cursor
+
+
+def test_pages_walk_every_job_newest_first(index):
+    for n in range(10):
+        index.put(job(n, tag="even" if n % 2 == 0 else None))
+    assert all_pages(index) == [f"job{n:03d}" for n in range(9, -1, -1)]
+    assert all_pages(index, tag="even") == [f"job{n:03d}" for n in (8, 6, 4, 2, 0)]
+
+
+def test_time_bounds_are_inclusive_after_and_exclusive_before(index):
+    for n in range(10):
+        index.put(job(n))
+    page = index.page(created_after=T0 + timedelta(seconds=3), created_before=T0 + timedelta(seconds=7), limit=50)
+    assert page.ids == ["job006", "job005", "job004", "job003"]
+
+
+def test_a_status_change_moves_the_job_between_status_lists(index):
+    index.put(job(1))
+    index.put(job(2))
+    index.put(job(1, status="COMPLETED"))
+    assert index.page(status="QUEUED", limit=50).ids == ["job002"]
+    assert index.page(status="COMPLETED", limit=50).ids == ["job001"]
+    index.put(job(1, status="COMPLETED"))  # idempotent
+    assert index.page(limit=50).ids == ["job002", "job001"]
+
+
+def test_status_and_tag_together(index):
+    index.put(job(1, "COMPLETED", "a"))
+    index.put(job(2, "COMPLETED", "b"))
+    index.put(job(3, "FAILED", "a"))
+    assert index.page(status="COMPLETED", tag="a", limit=50).ids == ["job001"]
+
+
+def test_a_forged_cursor_is_refused(index):
+    with pytest.raises(InvalidCursor):
+        index.page(cursor="bm90IGEgY3Vyc29y", limit=5)
