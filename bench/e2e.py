@@ -40,6 +40,7 @@ TERMINAL = ("COMPLETED", "FAILED", "STOPPED")
 POLL = 0.05
 # Lets the jobs worker finish what follows a completion (tables, changelogs) before the next bare call.
 SETTLE = 1.0
+TICK = os.sysconf("SC_CLK_TCK")
 PHASES = {  # e2e phase -> (from, to): wall clock of this process or the job's own timestamps
     "upload + create (POST → created_at)": ("post", "created_at"),
     "queue wait (created_at → started_at)": ("created_at", "started_at"),
@@ -99,17 +100,40 @@ def proc_kib(pid: int, key: str) -> int | None:
     return None
 
 
+def stat_fields(pid: int | str) -> list[str]:
+    """/proc/<pid>/stat from field 3 (state) on; the command name before it may hold spaces."""
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+
+
 def children(pid: int) -> list[int]:
     """Children started from any thread (task/<pid>/children would list the main thread's only)."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            ppid = int(stat.read_text().rpartition(")")[2].split()[1])
+            if int(stat_fields(stat.parent.name)[1]) == pid:
+                found.append(int(stat.parent.name))
         except (OSError, IndexError, ValueError):
             continue
-        if ppid == pid:
-            found.append(int(stat.parent.name))
     return sorted(found)
+
+
+def tree_cpu() -> float:
+    """CPU seconds of this process and all its descendants (broker, workers, engine) so far."""
+    total, todo = 0.0, [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        try:
+            total += sum(int(x) for x in stat_fields(pid)[11:15]) / TICK  # utime stime cutime cstime
+        except (OSError, ValueError):
+            continue
+        todo += children(pid)
+    return total
+
+
+def machine_cpu() -> float:
+    """Busy CPU seconds of the whole machine so far."""
+    user, nice, system, _idle, _iowait, irq, softirq = map(int, Path("/proc/stat").read_text().split()[1:8])
+    return (user + nice + system + irq + softirq) / TICK
 
 
 def child_label(pid: int) -> str:
@@ -138,7 +162,8 @@ def mib(kib: int | None) -> str:
 
 
 def report(console: Console, args: argparse.Namespace, threads: int, audio_s: float, s: Samples,
-           memory: list[tuple[str, int, int | None, int | None]], bench_base_kib: int | None) -> None:
+           memory: list[tuple[str, int, int | None, int | None]], bench_base_kib: int | None,
+           foreign: tuple[float, float]) -> None:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
     console.print(f"machine: {os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}, "
@@ -147,6 +172,10 @@ def report(console: Console, args: argparse.Namespace, threads: int, audio_s: fl
     console.print(f"model: {args.model} (cpu, int8, cpu_threads={threads}); audio: {audio_s:.1f} s espeak-ng "
                   f"English; {args.runs} timed runs each, alternating, after one warm-up each")
     console.print(f"words transcribed: bare {s.words['bare']}, diarist {s.words['e2e']}")
+    share = foreign[0] / (foreign[1] * (os.cpu_count() or 1))
+    console.print(f"CPU used by other processes during the timed runs: {foreign[0]:.1f} s in {foreign[1]:.1f} s "
+                  f"({share:.0%} of the machine)" + ("  [bold red]figures are skewed: rerun on a quiet machine"
+                                                     if share > 0.05 else ""))
 
     rtf = lambda seconds: f"{audio_s / seconds:.2f}×" if seconds > 0 else "-"
     table = Table(title="Seconds per job (RTF = audio seconds / seconds)")
@@ -179,6 +208,36 @@ def report(console: Console, args: argparse.Namespace, threads: int, audio_s: fl
     console.print("The bench figure includes its own imports, HTTP client and the decoded audio as well.")
 
 
+def measure(console: Console, model: WhisperModel, client: httpx.Client, path: Path,
+            runs: int) -> tuple[Samples, tuple[float, float]]:
+    """The timed runs; also (CPU seconds used by other processes meanwhile, wall seconds)."""
+    samples = Samples()
+    # First calls load the VAD model, open Kafka consumers, etc.: kept out of the figures.
+    console.print("warming up ...")
+    bare_run(model, path)
+    e2e_run(client, path)
+    time.sleep(SETTLE)
+    # CPU that the machine spent outside this process tree skews the figures: measure it.
+    cpu0, wall0 = (machine_cpu(), tree_cpu()), time.perf_counter()
+    for i in range(runs):
+        # Alternating the order keeps drift (caches, thermals) from favouring one side.
+        for kind in (("bare", "e2e") if i % 2 == 0 else ("e2e", "bare")):
+            if kind == "bare":
+                seconds, samples.words["bare"] = bare_run(model, path)
+                samples.bare.append(seconds)
+            else:
+                seconds, at, job = e2e_run(client, path)
+                samples.e2e.append(seconds)
+                for name, (a, b) in PHASES.items():
+                    samples.phases[name].append(at[b] - at[a])
+                time.sleep(SETTLE)
+            console.print(f"run {i + 1}/{runs} {kind}: {seconds:.3f} s")
+    foreign = (machine_cpu() - cpu0[0] - (tree_cpu() - cpu0[1]), time.perf_counter() - wall0)
+    result = client.get(f"/v1/jobs/{job['id']}/result").json()
+    samples.words["e2e"] = sum(len(seg["words"]) for seg in result["segments"])
+    return samples, foreign
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="base", choices=["base", "tiny.en"])
@@ -207,28 +266,8 @@ def main() -> None:
                 bench_base_kib = proc_kib(os.getpid(), "VmRSS")
                 model = WhisperModel(str(model_dir(args.model)), device="cpu", compute_type="int8",
                                      cpu_threads=threads, local_files_only=True)
-                samples = Samples()
                 with service.client() as client:
-                    # First calls load the VAD model, open Kafka consumers, etc.: kept out of the figures.
-                    console.print("warming up ...")
-                    bare_run(model, path)
-                    e2e_run(client, path)
-                    time.sleep(SETTLE)
-                    for i in range(args.runs):
-                        # Alternating the order keeps drift (caches, thermals) from favouring one side.
-                        for kind in (("bare", "e2e") if i % 2 == 0 else ("e2e", "bare")):
-                            if kind == "bare":
-                                seconds, samples.words["bare"] = bare_run(model, path)
-                                samples.bare.append(seconds)
-                            else:
-                                seconds, at, job = e2e_run(client, path)
-                                samples.e2e.append(seconds)
-                                for name, (a, b) in PHASES.items():
-                                    samples.phases[name].append(at[b] - at[a])
-                                time.sleep(SETTLE)
-                            console.print(f"run {i + 1}/{args.runs} {kind}: {seconds:.3f} s")
-                    result = client.get(f"/v1/jobs/{job['id']}/result").json()
-                    samples.words["e2e"] = sum(len(seg["words"]) for seg in result["segments"])
+                    samples, foreign = measure(console, model, client, path, args.runs)
                 memory = memory_rows(service)
             except Exception:
                 for role in list(service.processes):
@@ -238,7 +277,7 @@ def main() -> None:
                 service.close()
         finally:
             broker.stop()
-    report(console, args, threads, audio_s, samples, memory, bench_base_kib)
+    report(console, args, threads, audio_s, samples, memory, bench_base_kib, foreign)
 
 
 if __name__ == "__main__":

@@ -44,9 +44,6 @@ class LocalBlobStore:
     def read(self, key: str) -> bytes:
         return self.path(key).read_bytes()
 
-    def exists(self, key: str) -> bool:
-        return self.path(key).exists()
-
     def delete(self, key: str) -> None:
         """Removes the object, or the folder of objects under a key prefix; absent is fine."""
         path = self.path(key)

@@ -77,23 +77,25 @@ class Engine:
         self.device = "cpu"
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
+        self._starting = asyncio.Lock()  # warm-up and the first job may both ask for the process
 
     @property
     def loaded(self) -> bool:
         return self._process is not None and self._process.is_alive()
 
     async def start(self) -> None:
-        if self.loaded:
-            return
-        context = multiprocessing.get_context("spawn")
-        parent, child = context.Pipe()
-        self._process = context.Process(target=_serve, args=(child, self.model_name, self.threads),
-                                        name=f"diarist-engine-{self.model_name}", daemon=True)
-        self._process.start()
-        child.close()
-        self._conn = parent
-        kind, data = await self._receive()
-        self.device = data["device"]
+        async with self._starting:
+            if self.loaded:
+                return
+            context = multiprocessing.get_context("spawn")
+            parent, child = context.Pipe()
+            self._process = context.Process(target=_serve, args=(child, self.model_name, self.threads),
+                                            name=f"diarist-engine-{self.model_name}", daemon=True)
+            self._process.start()
+            child.close()
+            self._conn = parent
+            _, data = await self._receive()
+            self.device = data["device"]
 
     async def run(self, media: Path, options: dict[str, Any], on_message: OnMessage,
                   cancelled: asyncio.Event) -> dict:
@@ -136,9 +138,3 @@ class Engine:
             self._conn.close()
         self._process = self._conn = None
 
-    def close(self) -> None:
-        self.kill()
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None

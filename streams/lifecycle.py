@@ -18,7 +18,6 @@ Event = dict[str, Any]
 
 QUEUED, IN_PROGRESS, COMPLETED = "QUEUED", "IN_PROGRESS", "COMPLETED"
 FAILED, STOPPED, DELETED = "FAILED", "STOPPED", "DELETED"
-TERMINAL = frozenset({COMPLETED, FAILED, STOPPED, DELETED})
 
 CREATED = "diarist.JobCreated"
 STARTED = "diarist.JobStarted"
@@ -81,7 +80,8 @@ def refusal(job: Job | None, name: str, event: Event) -> str | None:
         return f"version {event['version']} skips versions (the job is at {job['version']})"
     allowed_from, _ = TRANSITIONS[name]
     if job["status"] not in allowed_from:
-        return f"a {job['status']} job cannot be {EVENT_WORDS[name]}"
+        article = "an" if job["status"][0] in "AEIOU" else "a"
+        return f"{article} {job['status']} job cannot be {EVENT_WORDS[name]}"
     if name == DIARIZED and job["diarized_at"] is not None:
         return "the job is already diarized"
     return None

@@ -1,7 +1,6 @@
 """Speech with a known text, made by espeak-ng, for tests and benchmarks."""
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,10 +12,6 @@ SENTENCES = [
     "The weather report says it will rain again tomorrow afternoon.",
     "Please close the window when you leave the meeting room.",
 ]
-
-
-def have_espeak() -> bool:
-    return shutil.which("espeak-ng") is not None
 
 
 def speak(text: str, path: Path, voice: str = "en-us", words_per_minute: int = 150) -> Path:
