@@ -1,6 +1,7 @@
 """The Starlette edge: the routes, authentication and problem documents put together."""
 from __future__ import annotations
 
+import httpx
 from confluent_kafka.admin import AdminClient
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -20,4 +21,5 @@ def create_edge(worker: JobsWorker) -> Starlette:
     )
     app.state.worker = worker
     app.state.admin = AdminClient({"bootstrap.servers": worker.settings.bootstrap})
+    app.state.peers_client = httpx.AsyncClient(timeout=60)
     return app

@@ -23,6 +23,7 @@ async def healthz(request: Request) -> JSONResponse:
     body = {
         "status": "ok" if all(checks.values()) else "unavailable",
         "checks": checks,
+        "jobs_workers": sorted({worker.settings.advertised_url, *worker.peer_urls()}),
         "inference_workers": [{"worker": b["worker"], "model": b["model"], "loaded": b["loaded"],
                                "device": b["device"], "seen_at": iso(b["at"])} for b in workers],
     }

@@ -1,7 +1,9 @@
 """The native job API under /v1/jobs."""
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from datetime import datetime
 
 from starlette.requests import Request
@@ -9,14 +11,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from diarist.streams import lifecycle as lc
-from diarist.streams.jobindex import InvalidCursor
+from diarist.streams.jobindex import InvalidCursor, cursor_after, sort_key
 from diarist.streams.jobs import Conflict, NotFound, NotYetVisible, media_key, new_job_id
 from diarist.streams.worker import JobsWorker
 
 from . import ingest
+from .forwarding import ask, forward, owner_of, peers
 from .problems import Problem
 from .views import job_json
 
+SERVED_BY = "x-diarist-served-by"  # which jobs worker's table answered
 STATUSES = ("QUEUED", "IN_PROGRESS", "COMPLETED", "FAILED", "STOPPED", "DELETED")
 
 
@@ -46,12 +50,28 @@ async def create_job(request: Request) -> Response:
     spec = {"filename": media.filename,
             "media": {"key": key, "md5": media.md5, "size": media.size, "content_type": media.content_type},
             "options": options}
-    job = await worker.commands.create(job_id, spec)
-    return JSONResponse(job_json(job), status_code=201, headers={"Location": f"/v1/jobs/{job_id}"})
+    owner = owner_of(request, job_id)
+    body = job_json(await worker.commands.create(job_id, spec, wait=owner is None))
+    if owner:
+        body = await _when_folded_by(request, owner, job_id) or body
+    return JSONResponse(body, status_code=201, headers={"Location": f"/v1/jobs/{job_id}"})
+
+
+async def _when_folded_by(request: Request, owner: str, job_id: str, timeout: float = 10.0) -> dict | None:
+    """The job as its owner holds it, once the owner has folded its creation."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = await ask(request, owner, "GET", f"/v1/jobs/{job_id}")
+        if response.status_code == 200:
+            return response.json()
+        await asyncio.sleep(0.05)
+    return None
 
 
 async def get_job(request: Request) -> Response:
-    return JSONResponse(job_json(_job(request)))
+    if owner := owner_of(request, request.path_params["job_id"]):
+        return await forward(request, owner)
+    return JSONResponse(job_json(_job(request)), headers={SERVED_BY: _worker(request).settings.advertised_url})
 
 
 async def list_jobs(request: Request) -> Response:
@@ -68,10 +88,30 @@ async def list_jobs(request: Request) -> Response:
             cursor=q.get("cursor"), limit=limit)
     except InvalidCursor as exc:
         raise Problem(422, str(exc)) from None
-    return JSONResponse({"jobs": [job_json(job) for job in jobs], "next_cursor": cursor})
+    pages = [([job_json(job) for job in jobs], cursor)]
+    for peer in peers(request):
+        response = await ask(request, peer, "GET", "/v1/jobs", dict(q))
+        if response.status_code != 200:
+            return Response(response.content, response.status_code, media_type=response.headers.get("content-type"))
+        pages.append((response.json()["jobs"], response.json()["next_cursor"]))
+    return JSONResponse(_merged(pages, limit))
+
+
+def _merged(pages: list[tuple[list[dict], str | None]], limit: int) -> dict:
+    """One page, newest first, out of the pages of every jobs worker, each sorted the same way."""
+    def order(job: dict) -> tuple[str, str]:
+        return sort_key(datetime.fromisoformat(job["created_at"]), job["id"])
+
+    jobs = sorted((job for page, _ in pages for job in page), key=order)
+    more = len(jobs) > limit or any(cursor for _, cursor in pages)
+    jobs = jobs[:limit]
+    cursor = cursor_after(datetime.fromisoformat(jobs[-1]["created_at"]), jobs[-1]["id"]) if more and jobs else None
+    return {"jobs": jobs, "next_cursor": cursor}
 
 
 async def get_result(request: Request) -> Response:
+    if owner := owner_of(request, request.path_params["job_id"]):
+        return await forward(request, owner)
     job = _job(request)
     if job["status"] == lc.DELETED:
         raise Problem(410, "the job was deleted, and its result with it")
@@ -97,6 +137,8 @@ async def delete_job(request: Request) -> Response:
 async def _command(request: Request, verb: str) -> Response:
     commands = _worker(request).commands
     job_id = request.path_params["job_id"]
+    if owner := owner_of(request, job_id):
+        return await forward(request, owner)
     try:
         job = await getattr(commands, verb)(job_id)
     except NotFound:

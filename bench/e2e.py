@@ -173,7 +173,7 @@ def report(console: Console, args: argparse.Namespace, threads: int, audio_s: fl
                   f"English; {args.runs} timed runs each, alternating, after one warm-up each")
     console.print(f"words transcribed: bare {s.words['bare']}, diarist {s.words['e2e']}")
     share = foreign[0] / (foreign[1] * (os.cpu_count() or 1))
-    console.print(f"CPU used by other processes during the timed runs: {foreign[0]:.1f} s in {foreign[1]:.1f} s "
+    console.print(f"CPU used by other processes during the timed runs: about {foreign[0]:.1f} s in {foreign[1]:.1f} s "
                   f"({share:.0%} of the machine)" + ("  [bold red]figures are skewed: rerun on a quiet machine"
                                                      if share > 0.05 else ""))
 
@@ -232,7 +232,8 @@ def measure(console: Console, model: WhisperModel, client: httpx.Client, path: P
                     samples.phases[name].append(at[b] - at[a])
                 time.sleep(SETTLE)
             console.print(f"run {i + 1}/{runs} {kind}: {seconds:.3f} s")
-    foreign = (machine_cpu() - cpu0[0] - (tree_cpu() - cpu0[1]), time.perf_counter() - wall0)
+    # Ticks in /proc/stat and per-process times are counted differently: a few % either way is noise.
+    foreign = (max(0.0, machine_cpu() - cpu0[0] - (tree_cpu() - cpu0[1])), time.perf_counter() - wall0)
     result = client.get(f"/v1/jobs/{job['id']}/result").json()
     samples.words["e2e"] = sum(len(seg["words"]) for seg in result["segments"])
     return samples, foreign

@@ -84,7 +84,7 @@ def cmd_up(args: argparse.Namespace) -> None:
     signal.signal(signal.SIGTERM, stop)
     print("starting the jobs worker and inference ...", flush=True)
     if _wait_healthy(settings, children, lambda: stopping):
-        print(f"diarist is up: {_local_url(settings)}  (API key: {key})\n"
+        print(f"diarist is up: {settings.advertised_url}  (API key: {key})\n"
               f"data in {settings.data_dir}; Ctrl-C stops everything", flush=True)
     try:
         while not stopping and all(child.poll() is None for child in children):
@@ -105,18 +105,13 @@ def cmd_up(args: argparse.Namespace) -> None:
         sys.exit("a diarist process ended on its own; see the messages above")
 
 
-def _local_url(settings: Settings) -> str:
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    return f"http://{host}:{settings.port}"
-
-
 def _wait_healthy(settings: Settings, children: list[subprocess.Popen], stopping) -> bool:
     """Waits until /healthz says ok; False if a child ended or a stop came first."""
     import httpx
 
     while not stopping() and all(child.poll() is None for child in children):
         try:
-            if httpx.get(f"{_local_url(settings)}/healthz", timeout=2).status_code == 200:
+            if httpx.get(f"{settings.advertised_url}/healthz", timeout=2).status_code == 200:
                 return True
         except httpx.HTTPError:
             pass

@@ -16,6 +16,10 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: Path(_env("DATA_DIR", "./diarist-data")).resolve())
     host: str = field(default_factory=lambda: _env("HOST", "127.0.0.1"))
     port: int = field(default_factory=lambda: int(_env("PORT", "8000")))
+    # How the other jobs workers reach this one's edge (requests for jobs it owns are forwarded).
+    advertised_url_env: str = field(default_factory=lambda: _env("ADVERTISED_URL", ""))
+    # Shared by every worker of a deployment: uploads land on one, inference reads on another.
+    blob_dir_env: str = field(default_factory=lambda: _env("BLOB_DIR", ""))
     # Empty means: run the embedded broker (`diarist up`) and use it.
     bootstrap_servers: str = field(default_factory=lambda: _env("BOOTSTRAP_SERVERS", ""))
     broker_port: int = field(default_factory=lambda: int(_env("BROKER_PORT", "9092")))
@@ -39,7 +43,14 @@ class Settings:
 
     @property
     def blob_dir(self) -> Path:
-        return self.data_dir / "blobs"
+        return Path(self.blob_dir_env).resolve() if self.blob_dir_env else self.data_dir / "blobs"
+
+    @property
+    def advertised_url(self) -> str:
+        if self.advertised_url_env:
+            return self.advertised_url_env.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def api_key_file(self) -> Path:

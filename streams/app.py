@@ -16,6 +16,8 @@ def faust_app(app_id: str, settings: Settings) -> faust.App:
         # Topics are created by the project (infra.topics), never by whoever touches them first.
         topic_allow_declare=False,
         web_enabled=False,
+        # Faust tells every worker where each partition's owner is by this URL: the edge's.
+        canonical_url=settings.advertised_url,
         autodiscover=False,
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),

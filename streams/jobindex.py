@@ -11,6 +11,7 @@ import base64
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from collections.abc import Iterable
 from pathlib import Path
 
 from rocksdict import Rdict
@@ -38,11 +39,6 @@ class JobIndex:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = Rdict(str(path))
 
-    def is_empty(self) -> bool:
-        it = self.db.iter()
-        it.seek_to_first()
-        return not it.valid()
-
     def put(self, job: dict) -> None:
         """Indexes the job as it is now, dropping its keys for what it was."""
         entry = {"status": job["status"], "tag": job["spec"]["options"]["tag"],
@@ -58,12 +54,24 @@ class JobIndex:
             self.db[key] = b""
         self.db[f"j{SEP}{job['id']}"] = json.dumps(entry)
 
-    def rebuild(self, jobs) -> int:
-        count = 0
+    def reconcile(self, jobs: Iterable[dict]) -> int:
+        """Makes the index hold exactly these jobs (this worker's, after a rebalance)."""
+        keep = set()
         for job in jobs:
             self.put(job)
-            count += 1
-        return count
+            keep.add(job["id"])
+        it = self.db.iter()
+        it.seek(f"j{SEP}")
+        gone = []
+        while it.valid() and it.key().startswith(f"j{SEP}"):
+            job_id = it.key()[2:]
+            if job_id not in keep:
+                gone.append((job_id, json.loads(it.value())))
+            it.next()
+        for job_id, entry in gone:
+            for key in [*self._keys(job_id, entry), f"j{SEP}{job_id}"]:
+                self.db.delete(key)
+        return len(keep)
 
     def page(self, *, status: str | None = None, tag: str | None = None,
              created_after: datetime | None = None, created_before: datetime | None = None,
@@ -116,6 +124,16 @@ class JobIndex:
         if entry["tag"]:
             keys.append(f"t{SEP}{entry['tag']}{SEP}{entry['inv']}{SEP}{job_id}")
         return keys
+
+
+def cursor_after(created_at: datetime, job_id: str) -> str:
+    """The cursor of the page that follows this job (for pages merged across workers)."""
+    return _encode_cursor(f"{_inverted(created_at)}{SEP}{job_id}")
+
+
+def sort_key(created_at: datetime, job_id: str) -> tuple[str, str]:
+    """The index order (newest first, then by id), for merging pages of several workers."""
+    return _inverted(created_at), job_id
 
 
 def _encode_cursor(raw: str) -> str:

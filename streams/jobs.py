@@ -107,8 +107,9 @@ class JobStore:
         jobs = [job for job_id in page.ids if (job := self.get(job_id)) is not None]
         return jobs, page.next_cursor
 
-    def rebuild_index(self) -> int:
-        return self.index.rebuild(codec().decode(value)[1] for value in self.table.values() if value)
+    def reconcile_index(self) -> int:
+        """Indexes exactly the jobs in this worker's partitions of the table."""
+        return self.index.reconcile(codec().decode(value)[1] for value in self.table.values() if value)
 
 
 def media_key(job_id: str) -> str:
@@ -156,9 +157,12 @@ class JobCommands:
         self.store = store
         self.publish = publish
 
-    async def create(self, job_id: str, spec: dict) -> lc.Job:
+    async def create(self, job_id: str, spec: dict, wait: bool = True) -> lc.Job:
+        """The new job; `wait` for this worker's fold of it (when it owns the job's partition)."""
         event = lc.make_event(job_id, 1, spec=spec)
         await self.publish(lc.CREATED, event)
+        if not wait:
+            return lc.queued(lc.CREATED, event)
         try:
             return await self.store.wait_for(job_id, lambda j: j is not None)
         except NotYetVisible:

@@ -6,7 +6,10 @@ Agents:
 """
 from __future__ import annotations
 
+import asyncio
 import logging
+
+from aiokafka.partitioner import DefaultPartitioner
 
 from diarist.schemas import SchemaError, codec
 from diarist.settings import Settings
@@ -37,7 +40,7 @@ class JobsWorker:
         self.heartbeats = HeartbeatBoard(settings.bootstrap, names.heartbeats)
         self.app.agent(self.events_topic, name="fold-events")(self._fold_events)
         self.app.agent(self.media_topic, name="admit-media")(self._admit_media)
-        self.app.task(self._index_after_recovery)
+        self.app.task(self._index_after_each_recovery)
         self.app.task(self.heartbeats.run)
 
     @property
@@ -70,8 +73,34 @@ class JobsWorker:
                 job_id = job_id_for_request(request["request_id"])
                 await self.publish(lc.CREATED, lc.make_event(job_id, 1, spec=request["spec"]))
 
-    async def _index_after_recovery(self) -> None:
+    def owner_url(self, job_id: str) -> str | None:
+        """The edge of the jobs worker that owns the job's partition; None when it is this one
+        (or when no assignment is known yet, and this one is the best guess)."""
+        # Kafka's default partitioner, as the producer used for the job's events; Faust's own
+        # key_store needs producer metadata for the changelog topic, which it may not have yet.
+        partitions = list(range(self.settings.partitions))
+        partition = DefaultPartitioner()(job_id.encode(), partitions, partitions)
+        changelog = self.table.changelog_topic.get_topic_name()
+        for url, topics in self.app.router.table_metadata(self.table.name).items():
+            if partition in topics.get(changelog, ()):
+                url = str(url).rstrip("/")
+                return None if url == self.settings.advertised_url else url
+        return None
+
+    def peer_urls(self) -> list[str]:
+        """The edges of the other jobs workers of this deployment."""
+        urls = {str(url).rstrip("/") for url in self.app.router.tables_metadata()}
+        return sorted(urls - {self.settings.advertised_url})
+
+    async def _index_after_each_recovery(self) -> None:
+        # The index is local and derived: after every rebalance it must hold exactly the
+        # jobs of the partitions this worker now owns (a lost disk included).
         await self.app.tables.recovery.completed.wait()
-        if self.store.index.is_empty():
-            count = self.store.rebuild_index()
-            log.info("rebuilt the job index from the jobs table: %d jobs", count)
+        reconciled_after = None
+        while True:
+            settled = not self.app.rebalancing and self.app.tables.recovery.completed.is_set()
+            if settled and reconciled_after != self.app.rebalancing_count:
+                reconciled_after = self.app.rebalancing_count
+                count = self.store.reconcile_index()
+                log.info("job index reconciled with the jobs table: %d jobs", count)
+            await asyncio.sleep(0.5)

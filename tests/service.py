@@ -21,7 +21,8 @@ def free_port() -> int:
 
 
 class Service:
-    def __init__(self, data_dir: Path, bootstrap: str, namespace: str, model: str = "base") -> None:
+    def __init__(self, data_dir: Path, bootstrap: str, namespace: str, model: str = "base",
+                 blob_dir: Path | None = None) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -30,7 +31,7 @@ class Service:
             "DIARIST_DATA_DIR": str(data_dir), "DIARIST_PORT": str(self.port),
             "DIARIST_BOOTSTRAP_SERVERS": bootstrap, "DIARIST_NAMESPACE": namespace,
             "DIARIST_API_KEYS": KEY, "DIARIST_MODEL": model, "DIARIST_SESSION_TIMEOUT": "6",
-            "DIARIST_LOG_LEVEL": "info",
+            "DIARIST_LOG_LEVEL": "info", "DIARIST_BLOB_DIR": str(blob_dir or data_dir / "blobs"),
         }
         self.processes: dict[str, subprocess.Popen] = {}
 
