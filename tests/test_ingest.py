@@ -1,0 +1,93 @@
+"""Taking media in, on its own: size caps and option checks (the job core is not needed here)."""
+from __future__ import annotations
+
+import hashlib
+import http.server
+import threading
+from functools import partial
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from diarist.api import ingest
+from diarist.api.problems import EXCEPTION_HANDLERS, Problem
+from diarist.streams.blobs import LocalBlobStore
+
+CAP = 1000
+
+
+@pytest.fixture
+def blobs(tmp_path):
+    return LocalBlobStore(tmp_path / "blobs")
+
+
+@pytest.fixture
+def client(blobs):
+    async def upload(request: Request) -> JSONResponse:
+        media, options = await ingest.from_upload(request, blobs, "media/x", CAP)
+        return JSONResponse({"md5": media.md5, "size": media.size, "filename": media.filename, "options": options})
+
+    async def url(request: Request) -> JSONResponse:
+        media, options = await ingest.from_url(await request.json(), blobs, "media/x", CAP, timeout=5)
+        return JSONResponse({"md5": media.md5, "size": media.size, "filename": media.filename})
+
+    app = Starlette(routes=[Route("/upload", upload, methods=["POST"]), Route("/url", url, methods=["POST"])],
+                    exception_handlers=EXCEPTION_HANDLERS)
+    return TestClient(app)
+
+
+@pytest.fixture
+def file_server(tmp_path):
+    (tmp_path / "small.wav").write_bytes(b"a" * 10)
+    (tmp_path / "big.wav").write_bytes(b"b" * (CAP + 1))
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_an_upload_is_stored_with_its_checksum(client, blobs):
+    body = b"x" * CAP
+    response = client.post("/upload", files={"media": ("../../etc/a.wav", body)})
+    assert response.status_code == 200
+    assert response.json() == {"md5": hashlib.md5(body).hexdigest(), "size": CAP, "filename": "a.wav",
+                               "options": {"tag": None, "language": None, "model": None,
+                                           "callback_urls": [], "metadata": None}}
+    assert blobs.read("media/x") == body
+
+
+def test_an_upload_over_the_cap_is_413_and_leaves_nothing(client, blobs):
+    response = client.post("/upload", files={"media": ("a.wav", b"x" * (CAP + 1))})
+    assert response.status_code == 413 and "1000 bytes" in response.json()["detail"]
+    assert not blobs.path("media/x").exists()
+    assert not list(blobs.root.rglob(".part-*"))
+
+
+def test_a_media_url_is_streamed_in_and_capped(client, blobs, file_server):
+    small = client.post("/url", json={"media_url": f"{file_server}/small.wav"})
+    assert small.json() == {"md5": hashlib.md5(b"a" * 10).hexdigest(), "size": 10, "filename": "small.wav"}
+    big = client.post("/url", json={"media_url": f"{file_server}/big.wav"})
+    assert big.status_code == 413
+    assert blobs.read("media/x") == b"a" * 10  # the refused download did not replace it
+
+
+@pytest.mark.parametrize("options, fragment", [
+    ({"tag": "x" * 300}, "tag must be"),
+    ({"callback_urls": ["file:///etc/passwd"]}, "callback_urls"),
+    ({"metadata": "m" * 5000}, "metadata"),
+    (["tag"], "JSON object"),
+])
+def test_bad_options_are_422(options, fragment):
+    with pytest.raises(Problem) as refused:
+        ingest.parse_options(options)
+    assert refused.value.status == 422 and fragment in refused.value.detail
+
+
+def test_options_are_normalised():
+    options = ingest.parse_options({"language": "auto", "metadata": {"order": 66}})
+    assert options["language"] is None and options["metadata"] == '{"order": 66}'
