@@ -1,9 +1,15 @@
-"""The Faust app both workers are built on, configured from Settings."""
+"""The Faust app both workers are built on, and how they read and write Avro on its topics."""
 from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
 
 import faust
 
+from diarist.schemas import SchemaError, codec
 from diarist.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def faust_app(app_id: str, settings: Settings) -> faust.App:
@@ -26,3 +32,18 @@ def faust_app(app_id: str, settings: Settings) -> faust.App:
         # A rebalance must not wait for a transcription that takes minutes to finish.
         stream_wait_empty=False,
     )
+
+
+async def publish(topic: faust.types.TopicT, name: str, event: dict) -> None:
+    """Sends a lifecycle event keyed by its job; returns once the broker acknowledged it."""
+    sent = await topic.send(key=event["job_id"].encode(), value=codec().encode(name, event))
+    await sent
+
+
+async def decoded(stream: faust.types.StreamT) -> AsyncIterator[tuple[str, dict]]:
+    """The (schema name, record) of each value; a value that is not one is logged and skipped."""
+    async for value in stream:
+        try:
+            yield codec().decode(value)
+        except SchemaError as exc:
+            log.warning("skipping a message that is not diarist Avro: %s", exc)

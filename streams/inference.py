@@ -19,7 +19,7 @@ from diarist.schemas import SchemaError, codec
 from diarist.settings import Settings
 
 from . import lifecycle as lc
-from .app import faust_app
+from .app import faust_app, publish
 from .blobs import LocalBlobStore
 from .engine import Cancelled, Engine, JobFailed
 from .heartbeats import HEARTBEAT_SCHEMA
@@ -52,8 +52,7 @@ class InferenceWorker:
         return self.engines[model]
 
     async def publish(self, name: str, event: lc.Event) -> None:
-        sent = await self.events_topic.send(key=event["job_id"].encode(), value=codec().encode(name, event))
-        await sent
+        await publish(self.events_topic, name, event)
 
     async def _load_default_model(self) -> None:
         await self.engine(self.settings.model).start()

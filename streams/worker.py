@@ -11,11 +11,10 @@ import logging
 
 from aiokafka.partitioner import DefaultPartitioner
 
-from diarist.schemas import SchemaError, codec
 from diarist.settings import Settings
 
 from . import lifecycle as lc
-from .app import faust_app
+from .app import decoded, faust_app, publish
 from .blobs import LocalBlobStore
 from .heartbeats import HeartbeatBoard
 from .jobindex import JobIndex
@@ -48,27 +47,15 @@ class JobsWorker:
         return self.app.tables.recovery.completed.is_set()
 
     async def publish(self, name: str, event: lc.Event) -> None:
-        """Sends an event and returns once the broker acknowledged it."""
-        sent = await self.events_topic.send(key=event["job_id"].encode(), value=codec().encode(name, event))
-        await sent
+        await publish(self.events_topic, name, event)
 
     async def _fold_events(self, stream) -> None:
-        async for value in stream:
-            try:
-                name, event = codec().decode(value)
-            except SchemaError as exc:
-                log.warning("skipping an event that is not one: %s", exc)
-                continue
+        async for name, event in decoded(stream):
             if name in lc.LIFECYCLE_EVENTS:
                 self.store.apply(name, event)
 
     async def _admit_media(self, stream) -> None:
-        async for value in stream:
-            try:
-                name, request = codec().decode(value)
-            except SchemaError as exc:
-                log.warning("skipping a media event that is not one: %s", exc)
-                continue
+        async for name, request in decoded(stream):
             if name == "diarist.MediaSubmitted":
                 job_id = job_id_for_request(request["request_id"])
                 await self.publish(lc.CREATED, lc.make_event(job_id, 1, spec=request["spec"]))
@@ -81,8 +68,8 @@ class JobsWorker:
         partitions = list(range(self.settings.partitions))
         partition = DefaultPartitioner()(job_id.encode(), partitions, partitions)
         changelog = self.table.changelog_topic.get_topic_name()
-        for url, topics in self.app.router.table_metadata(self.table.name).items():
-            if partition in topics.get(changelog, ()):
+        for url, assigned in self.app.router.table_metadata(self.table.name).items():
+            if partition in assigned.get(changelog, ()):
                 url = str(url).rstrip("/")
                 return None if url == self.settings.advertised_url else url
         return None

@@ -39,12 +39,25 @@ def new_service(tmp_path_factory, kafka: KafkaBroker, name: str) -> Service:
     return Service(tmp_path_factory.mktemp(name), kafka.bootstrap_servers, f"t{next(_namespaces)}-{name}")
 
 
+def running_service(tmp_path_factory, kafka: KafkaBroker, name: str):
+    """The jobs worker with its edge, and one inference worker, on the session's broker."""
+    service = new_service(tmp_path_factory, kafka, name)
+    service.start("worker")
+    service.start("inference")
+    try:
+        service.wait_healthy()
+        yield service
+    finally:
+        service.close()
+
+
 @pytest.fixture(scope="module")
-def service(tmp_path_factory, kafka) -> Service:
-    """The jobs worker with its edge, and one inference worker, sharing the session's broker."""
-    running = new_service(tmp_path_factory, kafka, "svc")
-    running.start("worker")
-    running.start("inference")
-    running.wait_healthy()
-    yield running
-    running.close()
+def service(tmp_path_factory, kafka):
+    """A service shared by a module's tests that leave it as they found it."""
+    yield from running_service(tmp_path_factory, kafka, "svc")
+
+
+@pytest.fixture
+def fresh_service(tmp_path_factory, kafka):
+    """A service of the test's own, for tests that kill or restart parts of it."""
+    yield from running_service(tmp_path_factory, kafka, "own")

@@ -10,7 +10,7 @@ from functools import partial
 import jiwer
 import pytest
 
-from .service import KEY, submit, until_status, wait_for_job
+from .service import submit, until_status, wait_for_job
 
 TERMINAL = ("COMPLETED", "FAILED", "STOPPED")
 

@@ -1,9 +1,8 @@
 """The event contract: the wire format, released versions and backward compatibility."""
 import copy
-import io
 
 import pytest
-from fastavro import parse_schema, schemaless_writer
+from fastavro import parse_schema
 from fastavro.utils import generate_many
 
 from diarist.schemas import SchemaError, codec

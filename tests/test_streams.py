@@ -6,27 +6,13 @@ import signal
 import time
 import uuid
 
-import pytest
-
-from diarist.schemas import codec
 from diarist.streams import lifecycle as lc
 from diarist.streams.jobs import job_id_for_request
 
-from .conftest import new_service
 from .kafka_tools import produce, read_all
 from .service import submit, until_status, wait_for_job
 
 TERMINAL = ("COMPLETED", "FAILED", "STOPPED")
-
-
-@pytest.fixture
-def fresh_service(tmp_path_factory, kafka):
-    running = new_service(tmp_path_factory, kafka, "faults")
-    running.start("worker")
-    running.start("inference")
-    running.wait_healthy()
-    yield running
-    running.close()
 
 
 def test_lifecycle_events_are_versioned_avro_in_the_confluent_wire_format(service, kafka, speech):
