@@ -22,7 +22,11 @@ from diarist.streams.models import MODELS
 from .problems import Problem
 
 CHUNK = 1 << 16
-OPTION_FIELDS = {"tag", "language", "model", "callback_urls", "metadata"}
+OPTION_FIELDS = {"tag", "language", "model", "callback_urls", "metadata", "task", "engine", "diarization",
+                 "speakers_count", "min_speakers", "max_speakers", "clustering_threshold", "hints"}
+TASKS = ("TRANSCRIPTION", "LANGUAGE_IDENTIFICATION")
+ENGINES = ("faster-whisper", "openai-whisper")
+MAX_SPEAKERS = 20
 LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 
 
@@ -61,7 +65,37 @@ def parse_options(raw: Any) -> dict[str, Any]:
     if metadata is not None and len(metadata) > 4096:
         raise Problem(422, "metadata must be at most 4096 characters")
     return {"tag": tag, "language": language, "model": model, "callback_urls": callback_urls,
-            "metadata": metadata}
+            "metadata": metadata, **_speech_options(raw)}
+
+
+def _speech_options(raw: dict[str, Any]) -> dict[str, Any]:
+    task = str(raw.get("task") or "transcription").upper()
+    if task not in TASKS:
+        raise Problem(422, f"task must be one of {', '.join(t.lower() for t in TASKS)}")
+    engine = raw.get("engine")
+    if engine is not None and engine not in ENGINES:
+        raise Problem(422, f"engine must be one of {', '.join(ENGINES)}")
+    diarization = raw.get("diarization", True)
+    if not isinstance(diarization, bool):
+        raise Problem(422, "diarization must be true or false")
+    counts = {name: raw.get(name) for name in ("speakers_count", "min_speakers", "max_speakers")}
+    for name, value in counts.items():
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                  or not 1 <= value <= MAX_SPEAKERS):
+            raise Problem(422, f"{name} must be a whole number from 1 to {MAX_SPEAKERS}")
+    if counts["min_speakers"] and counts["max_speakers"] and counts["min_speakers"] > counts["max_speakers"]:
+        raise Problem(422, "min_speakers is more than max_speakers")
+    threshold = raw.get("clustering_threshold")
+    if threshold is not None and (not isinstance(threshold, (int, float)) or not 0 < threshold < 2):
+        raise Problem(422, "clustering_threshold must be a cosine distance between 0 and 2")
+    hints = raw.get("hints") or []
+    if (not isinstance(hints, list) or len(hints) > 200
+            or not all(isinstance(h, str) and 0 < len(h) <= 100 for h in hints)):
+        raise Problem(422, "hints must be a list of at most 200 words or phrases")
+    if task == "LANGUAGE_IDENTIFICATION" and raw.get("model") == "tiny.en":
+        raise Problem(422, "language identification needs a multilingual model, such as base")
+    return {"task": task, "engine": engine, "diarization": diarization, **counts,
+            "clustering_threshold": float(threshold) if threshold is not None else None, "hints": hints}
 
 
 async def from_upload(request: Request, blobs: LocalBlobStore, key: str, max_bytes: int) -> tuple[Media, dict]:

@@ -31,6 +31,7 @@ def job_json(job: Job) -> dict[str, Any]:
         "media": media,
         "speakers": job["speakers"],
         "speech_seconds": job["speech_seconds"],
+        "channels": job["channels"],
         "language": job["language"],
         "language_probability": job["language_probability"],
         "failure_reason": job["failure_reason"],

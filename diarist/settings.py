@@ -27,6 +27,9 @@ class Settings:
     # Names the topics and consumer groups, so that deployments can share one Kafka cluster.
     namespace: str = field(default_factory=lambda: _env("NAMESPACE", "diarist"))
     model: str = field(default_factory=lambda: _env("MODEL", "base"))
+    engine: str = field(default_factory=lambda: _env("ENGINE", "faster-whisper"))
+    # An engine other than the default one is unloaded after this long unused, to free memory.
+    model_idle_seconds: float = field(default_factory=lambda: float(_env("MODEL_IDLE_SECONDS", "600")))
     inference_threads: int = field(default_factory=lambda: int(_env("INFERENCE_THREADS", str(os.cpu_count() or 2))))
     api_keys_env: str = field(default_factory=lambda: _env("API_KEYS", ""))
     max_media_bytes: int = field(default_factory=lambda: int(_env("MAX_MEDIA_BYTES", str(2 * 1024**3))))

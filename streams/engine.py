@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -25,15 +26,6 @@ class Cancelled(Exception):
     pass
 
 
-def device() -> tuple[str, str]:
-    """(device, compute type): CUDA with float16 where a GPU is present, the CPU with int8 otherwise."""
-    import ctranslate2
-
-    if ctranslate2.get_cuda_device_count() > 0:
-        return "cuda", "float16"
-    return "cpu", "int8"
-
-
 def _die_with_parent() -> None:
     """A worker killed outright must not leave its engine running a job nobody waits for."""
     try:
@@ -44,40 +36,42 @@ def _die_with_parent() -> None:
         pass  # not Linux: the engine ends at its next write to the closed pipe
 
 
-def _serve(conn: Connection, model_name: str, threads: int) -> None:
-    from faster_whisper import WhisperModel
-
+def _serve(conn: Connection, engine: str, model_name: str, threads: int) -> None:
     _die_with_parent()
 
-    from . import pipeline
-    from .models import model_dir
+    from . import pipeline, transcribers
 
-    dev, compute_type = device()
-    model = WhisperModel(str(model_dir(model_name)), device=dev, compute_type=compute_type,
-                         cpu_threads=threads, local_files_only=True)
-    conn.send(("ready", {"device": dev}))
+    transcriber = transcribers.load(engine, model_name, threads)
+    conn.send(("ready", {"device": transcriber.device}))
     while True:
         try:
             path, options = conn.recv()
         except EOFError:
             return
         try:
-            result = pipeline.transcribe(model, Path(path), options, lambda kind, data: conn.send((kind, data)))
+            result = pipeline.run(transcriber, Path(path), options, lambda kind, data: conn.send((kind, data)))
             conn.send(("done", result))
-        except pipeline.MediaError as exc:
+        except (pipeline.MediaError, pipeline.OptionError) as exc:
             conn.send(("failed", {"reason": str(exc)}))
         except Exception as exc:  # a person reads this: say what broke, not where
             conn.send(("failed", {"reason": f"transcription failed: {type(exc).__name__}: {exc}"}))
 
 
 class Engine:
-    def __init__(self, model_name: str, threads: int) -> None:
+    def __init__(self, engine: str, model_name: str, threads: int) -> None:
+        self.engine = engine
         self.model_name = model_name
         self.threads = threads
         self.device = "cpu"
+        self.last_used = time.monotonic()
+        self._running = False
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
         self._starting = asyncio.Lock()  # warm-up and the first job may both ask for the process
+
+    @property
+    def busy(self) -> bool:
+        return self._running
 
     @property
     def loaded(self) -> bool:
@@ -89,8 +83,8 @@ class Engine:
                 return
             context = multiprocessing.get_context("spawn")
             parent, child = context.Pipe()
-            self._process = context.Process(target=_serve, args=(child, self.model_name, self.threads),
-                                            name=f"diarist-engine-{self.model_name}", daemon=True)
+            self._process = context.Process(target=_serve, args=(child, self.engine, self.model_name, self.threads),
+                                            name=f"diarist-engine-{self.engine}-{self.model_name}", daemon=True)
             self._process.start()
             child.close()
             self._conn = parent
@@ -102,6 +96,14 @@ class Engine:
         """The result document; raises JobFailed, or Cancelled once `cancelled` is set."""
         await self.start()
         self._conn.send((str(media), options))
+        self._running = True
+        try:
+            return await self._follow(on_message, cancelled)
+        finally:
+            self._running = False
+            self.last_used = time.monotonic()
+
+    async def _follow(self, on_message: OnMessage, cancelled: asyncio.Event) -> dict:
         while True:
             receiving = asyncio.ensure_future(self._receive())
             stopping = asyncio.ensure_future(cancelled.wait())

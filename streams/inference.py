@@ -25,6 +25,7 @@ from .engine import Cancelled, Engine, JobFailed
 from .heartbeats import HEARTBEAT_SCHEMA
 from .jobs import Conflict, Journal, NotYetVisible, result_key, transition
 from .models import MODELS
+from .transcribers import ENGINES
 from .tail import JobTail
 from .topics import topics
 
@@ -41,24 +42,36 @@ class InferenceWorker:
         self.events_topic = self.app.topic(self.names.events, key_serializer="raw", value_serializer="raw")
         self.heartbeat_topic = self.app.topic(self.names.heartbeats, key_serializer="raw", value_serializer="raw")
         self.blobs = LocalBlobStore(settings.blob_dir)
-        self.engines: dict[str, Engine] = {}
+        self.engines: dict[tuple[str, str], Engine] = {}
         self.app.agent(self.events_topic, name="run-jobs", concurrency=1)(self._run_jobs)
         self.app.timer(5.0, name="heartbeat")(self._heartbeat)
+        self.app.timer(30.0, name="unload-idle-engines")(self._unload_idle_engines)
         self.app.task(self._load_default_model)
 
-    def engine(self, model: str) -> Engine:
-        if model not in self.engines:
-            self.engines[model] = Engine(model, self.settings.inference_threads)
-        return self.engines[model]
+    @property
+    def default_engine(self) -> tuple[str, str]:
+        return self.settings.engine, self.settings.model
+
+    def engine(self, engine: str, model: str) -> Engine:
+        if (engine, model) not in self.engines:
+            self.engines[engine, model] = Engine(engine, model, self.settings.inference_threads)
+        return self.engines[engine, model]
 
     async def publish(self, name: str, event: lc.Event) -> None:
         await publish(self.events_topic, name, event)
 
     async def _load_default_model(self) -> None:
-        await self.engine(self.settings.model).start()
+        await self.engine(*self.default_engine).start()
+
+    async def _unload_idle_engines(self) -> None:
+        idle_since = time.monotonic() - self.settings.model_idle_seconds
+        for key, engine in self.engines.items():
+            if key != self.default_engine and engine.loaded and engine.last_used < idle_since and not engine.busy:
+                log.info("unloading %s %s, unused for %.0f s", *key, self.settings.model_idle_seconds)
+                engine.kill()
 
     async def _heartbeat(self) -> None:
-        engine = self.engine(self.settings.model)
+        engine = self.engine(*self.default_engine)
         beat = {"worker": self.name, "model": self.settings.model, "loaded": engine.loaded,
                 "device": engine.device, "at": lc.now()}
         await self.heartbeat_topic.send(key=self.name.encode(), value=codec().encode(HEARTBEAT_SCHEMA, beat))
@@ -89,9 +102,12 @@ class InferenceWorker:
         job_id, spec = job["id"], job["spec"]
         options = dict(spec["options"])
         model = options.get("model") or self.settings.model
+        engine = options.get("engine") or self.settings.engine
         media = self.blobs.path(spec["media"]["key"])
         if model not in MODELS:
             return await self._fail(tail, job_id, f"unknown model {model!r}")
+        if engine not in ENGINES:
+            return await self._fail(tail, job_id, f"unknown engine {engine!r}")
         if not media.exists():
             return await self._fail(tail, job_id, "the media is missing from the blob store")
 
@@ -111,7 +127,7 @@ class InferenceWorker:
                 await self.publish(lc.PROGRESS, lc.make_event(job_id, tail.job["version"], **data))
 
         try:
-            result = await self.engine(model).run(media, options, on_message, cancelled)
+            result = await self.engine(engine, model).run(media, options, on_message, cancelled)
         except Cancelled:
             log.info("job %s stopped while running", job_id)
             return

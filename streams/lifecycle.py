@@ -106,7 +106,7 @@ def fold(job: Job | None, name: str, event: Event) -> Job | None:
         job.update(started_at=at, diarized_at=None, completed_at=None, progress=0.0)
     elif name == DIARIZED:
         job.update(diarized_at=at, media_info=event["media"], speakers=event["speakers"],
-                   speech_seconds=event["speech_seconds"])
+                   speech_seconds=event["speech_seconds"], channels=event["channels"])
     elif name == COMPLETED_EVENT:
         job.update(completed_at=at, progress=100.0, result=event["result"],
                    language=event["language"], language_probability=event["language_probability"])
@@ -138,6 +138,6 @@ def queued(name: str, event: Event) -> Job:
         "spec": event["spec"], "created_at": at, "updated_at": at, "started_at": None,
         "diarized_at": None, "completed_at": None, "progress": 0.0, "failure_reason": None,
         "callback_failure_reason": None, "media_info": None, "speakers": None,
-        "speech_seconds": None, "language": None, "language_probability": None, "result": None,
+        "speech_seconds": None, "channels": [], "language": None, "language_probability": None, "result": None,
         "history": [_transition(name, event)],
     }

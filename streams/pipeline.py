@@ -1,108 +1,161 @@
-"""The inference pipeline of one job: probe, decode, find speech, transcribe with word timings.
+"""The inference pipeline of one job: probe, decode, find speech, diarize, identify the
+language, transcribe with word timings; channel by channel and chunk by chunk.
 
-Plain functions over a loaded model; they run inside the engine process (streams/engine.py) and
-report as they go through `emit(kind, data)`.
+Plain functions over a loaded transcriber; they run inside the engine process
+(streams/engine.py) and report as they go through `emit(kind, data)`.
 """
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
-from faster_whisper import WhisperModel
-from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-SAMPLE_RATE = 16000
+from .diarization import SpeakerBounds, Turn, diarize, speaker_at
+from .media import SAMPLE_RATE, MediaError, decode_channels, duplicates, find_speech, probe
+from .transcribers import Transcriber
+
+__all__ = ["MediaError", "OptionError", "run"]
+
 Emit = Callable[[str, dict], None]
+CHUNK_SECONDS = 300.0  # audio given to the engine at once: bounds memory, whatever the duration
+LANGUAGE_ID_SECONDS = 30.0
 
 
-class MediaError(ValueError):
-    """The media cannot be used; the message is meant for the person who sent it."""
+class OptionError(ValueError):
+    """The job asks for something this engine cannot do; the message says what."""
 
 
-def probe(path: Path) -> dict[str, Any]:
-    """Container and first-audio-stream facts, as the MediaInfo schema holds them."""
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.audio:
-                raise MediaError("the file holds no audio stream")
-            stream = container.streams.audio[0]
-            if container.duration is not None:
-                duration = container.duration / av.time_base
-            elif stream.duration is not None and stream.time_base is not None:
-                duration = float(stream.duration * stream.time_base)
-            else:
-                duration = 0.0
-            return {
-                "format": container.format.name,
-                "codec": stream.codec_context.name,
-                "sample_rate": stream.codec_context.sample_rate or 0,
-                "channels": stream.codec_context.channels or 0,
-                "bit_rate": stream.codec_context.bit_rate or container.bit_rate or None,
-                "duration": float(duration),
-            }
-    except av.error.FFmpegError as exc:
-        raise MediaError(f"the media could not be read: {exc.strerror or exc}") from None
-
-
-def decode(path: Path) -> np.ndarray:
-    """The first audio stream as 16 kHz mono float32."""
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-    pieces: list[np.ndarray] = []
-    try:
-        with av.open(str(path)) as container:
-            for frame in container.decode(audio=0):
-                for out in resampler.resample(frame):
-                    pieces.append(out.to_ndarray().reshape(-1))
-            for out in resampler.resample(None):
-                pieces.append(out.to_ndarray().reshape(-1))
-    except av.error.FFmpegError as exc:
-        raise MediaError(f"the media could not be decoded: {exc.strerror or exc}") from None
-    if not pieces:
-        return np.zeros(0, dtype=np.float32)
-    return np.concatenate(pieces).astype(np.float32) / 32768.0
-
-
-def find_speech(audio: np.ndarray) -> list[tuple[float, float]]:
-    """Speech regions in seconds (Silero VAD, as bundled with faster-whisper)."""
-    regions = get_speech_timestamps(audio, VadOptions(), sampling_rate=SAMPLE_RATE)
-    return [(r["start"] / SAMPLE_RATE, r["end"] / SAMPLE_RATE) for r in regions]
-
-
-def transcribe(model: WhisperModel, path: Path, options: dict[str, Any], emit: Emit) -> dict[str, Any]:
+def run(transcriber: Transcriber, path: Path, options: dict[str, Any], emit: Emit) -> dict[str, Any]:
     """Runs the whole pipeline and returns the result document."""
     media = probe(path)
-    audio = decode(path)
-    duration = len(audio) / SAMPLE_RATE
-    speech = find_speech(audio)
-    speech_seconds = sum(end - start for start, end in speech)
-    # One speaker until diarization by speaker embeddings exists; none when nobody speaks.
-    speakers = 1 if speech else 0
-    emit("diarized", {"media": media, "speakers": speakers, "speech_seconds": round(speech_seconds, 3)})
+    with tempfile.TemporaryDirectory(prefix="diarist-audio-") as work:
+        channels = decode_channels(path, Path(work))
+        repeats = duplicates(channels)
+        regions = [find_speech(audio) if repeats[c] is None else [] for c, audio in enumerate(channels)]
+        turns = _speaker_turns(channels, regions, repeats, options)
+        infos = [_channel_info(c, audio, regions[c], repeats[c]) for c, audio in enumerate(channels)]
+        speakers = len({(c, t.speaker) for c, channel_turns in enumerate(turns) for t in channel_turns})
+        speech = sum(info["speech"] for info in infos if info["redundant_of"] is None)
+        emit("diarized", {"media": media, "speakers": speakers, "speech_seconds": round(speech, 3),
+                          "channels": infos})
 
-    language = options.get("language")
-    if not model.model.is_multilingual:
-        language = "en"
-    segments, info = model.transcribe(audio, language=language, beam_size=5, word_timestamps=True,
-                                      vad_filter=True, condition_on_previous_text=False)
-    out = []
-    for segment in segments:
-        out.append({
-            "speaker": 0,
-            "start": round(float(segment.start), 3),
-            "end": round(float(segment.end), 3),
-            "text": segment.text.strip(),
-            "words": [{"word": w.word.strip(), "start": round(float(w.start), 3), "end": round(float(w.end), 3),
-                       "confidence": round(float(w.probability), 3)} for w in segment.words or []],
-        })
-        if duration:
-            emit("progress", {"percent": round(min(99.0, 100.0 * float(segment.end) / duration), 1)})
-    return {
-        "language": info.language,
-        "language_probability": round(info.language_probability, 4),
-        "duration": round(duration, 3),
-        "speakers": speakers,
-        "segments": out,
-    }
+        language, probability, languages = _language(transcriber, channels, regions, options)
+        result = {"task": options.get("task") or "TRANSCRIPTION", "language": language,
+                  "language_probability": probability,
+                  "language_confidences": [{"language": code, "confidence": round(float(p), 4)} for code, p in languages],
+                  "duration": round(max((len(a) for a in channels), default=0) / SAMPLE_RATE, 3),
+                  "speakers": speakers, "channels": infos, "segments": []}
+        if result["task"] == "LANGUAGE_IDENTIFICATION":
+            return result
+        result["segments"] = _transcribe(transcriber, channels, regions, turns, language,
+                                         options.get("hints") or [], emit)
+        return result
+
+
+def _speaker_turns(channels: list[np.ndarray], regions: list[list[tuple[float, float]]],
+                   repeats: list[int | None], options: dict[str, Any]) -> list[list[Turn]]:
+    """Speaker turns per channel, speakers numbered across channels (a voice on two channels
+    counts twice: channels are separate recordings)."""
+    bounds = SpeakerBounds(options.get("speakers_count"), options.get("min_speakers"),
+                           options.get("max_speakers"), options.get("clustering_threshold") or SpeakerBounds.threshold)
+    out: list[list[Turn]] = []
+    first_free = 0
+    for c, audio in enumerate(channels):
+        if repeats[c] is not None or not regions[c]:
+            out.append([])
+            continue
+        if options.get("diarization", True):
+            turns = diarize(audio, regions[c], bounds)
+        else:
+            turns = [Turn(start, end, 0) for start, end in regions[c]]
+        turns = [Turn(t.start, t.end, t.speaker + first_free) for t in turns]
+        first_free = max(t.speaker for t in turns) + 1
+        out.append(turns)
+    return out
+
+
+def _channel_info(channel: int, audio: np.ndarray, regions: list[tuple[float, float]],
+                  repeat_of: int | None) -> dict[str, Any]:
+    duration = len(audio) / SAMPLE_RATE
+    speech = sum(end - start for start, end in regions)
+    return {"channel": channel, "duration": round(duration, 3), "speech": round(speech, 3),
+            "silence": round(max(0.0, duration - speech), 3), "redundant_of": repeat_of}
+
+
+def _language(transcriber: Transcriber, channels: list[np.ndarray], regions: list[list[tuple[float, float]]],
+              options: dict[str, Any]) -> tuple[str | None, float | None, list[tuple[str, float]]]:
+    """The job's language: as asked, or identified on the first half minute of speech."""
+    if options.get("language"):
+        return options["language"], None, []
+    if not transcriber.multilingual:
+        if options.get("task") == "LANGUAGE_IDENTIFICATION":
+            raise OptionError("language identification needs a multilingual model, such as base")
+        return "en", None, []
+    speech = [np.asarray(channels[c][int(s * SAMPLE_RATE):int(e * SAMPLE_RATE)])
+              for c in range(len(channels)) for s, e in regions[c]]
+    if not speech:
+        return None, None, []
+    sample = np.concatenate(speech)[:int(LANGUAGE_ID_SECONDS * SAMPLE_RATE)]
+    language, probability, languages = transcriber.detect_language(sample)
+    return language, round(float(probability), 4), languages
+
+
+def _transcribe(transcriber: Transcriber, channels: list[np.ndarray], regions: list[list[tuple[float, float]]],
+                turns: list[list[Turn]], language: str | None, hints: list[str], emit: Emit) -> list[dict]:
+    # Progress is the share of the audio (of the channels with speech) behind the last segment.
+    with_speech = [c for c in range(len(channels)) if regions[c]]
+    total = sum(len(channels[c]) for c in with_speech) / SAMPLE_RATE or 1.0
+    before = 0.0
+    segments: list[dict] = []
+    for c in with_speech:
+        for start, end in _chunks(regions[c]):
+            samples = np.asarray(channels[c][int(start * SAMPLE_RATE):int(end * SAMPLE_RATE)])
+            for segment in transcriber.transcribe(samples, language, hints):
+                shifted = _shifted(segment, start)
+                segments += _split_by_speaker(shifted, turns[c], c)
+                emit("progress", {"percent": round(min(99.0, 100.0 * (before + shifted["end"]) / total), 1)})
+        before += len(channels[c]) / SAMPLE_RATE
+    return sorted(segments, key=lambda s: (s["start"], s["channel"]))
+
+
+def _chunks(regions: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Spans of at most CHUNK_SECONDS covering the regions, cut between regions where possible."""
+    chunks: list[tuple[float, float]] = []
+    for start, end in regions:
+        while end - start > CHUNK_SECONDS:  # one region longer than a chunk: cut it
+            chunks.append((start, start + CHUNK_SECONDS))
+            start += CHUNK_SECONDS
+        if chunks and end - chunks[-1][0] <= CHUNK_SECONDS:
+            chunks[-1] = (chunks[-1][0], end)
+        else:
+            chunks.append((start, end))
+    return chunks
+
+
+def _shifted(segment: dict, offset: float) -> dict:
+    def move(t: float) -> float:
+        return round(t + offset, 3)
+
+    return {**segment, "start": move(segment["start"]), "end": move(segment["end"]),
+            "words": [{**w, "start": move(w["start"]), "end": move(w["end"])} for w in segment["words"]]}
+
+
+def _split_by_speaker(segment: dict, turns: list[Turn], channel: int) -> list[dict]:
+    """The segment cut where the speaker changes; each word goes to the turn that covers it."""
+    if not segment["words"]:
+        return [{"channel": channel, "speaker": speaker_at(turns, segment["start"], segment["end"]), **segment}]
+    pieces: list[dict] = []
+    for word in segment["words"]:
+        speaker = speaker_at(turns, word["start"], word["end"])
+        if pieces and pieces[-1]["speaker"] == speaker:
+            pieces[-1]["words"].append(word)
+        else:
+            pieces.append({"channel": channel, "speaker": speaker, "words": [word]})
+    for piece in pieces:
+        piece.update(start=piece["words"][0]["start"], end=piece["words"][-1]["end"],
+                     text=" ".join(w["word"] for w in piece["words"]))
+    return [{"channel": p["channel"], "speaker": p["speaker"], "start": p["start"], "end": p["end"],
+             "text": p["text"], "words": p["words"]} for p in pieces]

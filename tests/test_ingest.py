@@ -57,7 +57,10 @@ def test_an_upload_is_stored_with_its_checksum(client, blobs):
     assert response.status_code == 200
     assert response.json() == {"md5": hashlib.md5(body).hexdigest(), "size": CAP, "filename": "a.wav",
                                "options": {"tag": None, "language": None, "model": None,
-                                           "callback_urls": [], "metadata": None}}
+                                           "callback_urls": [], "metadata": None, "task": "TRANSCRIPTION",
+                                           "engine": None, "diarization": True, "speakers_count": None,
+                                           "min_speakers": None, "max_speakers": None,
+                                           "clustering_threshold": None, "hints": []}}
     assert blobs.read("media/x") == body
 
 
@@ -81,6 +84,12 @@ def test_a_media_url_is_streamed_in_and_capped(client, blobs, file_server):
     ({"callback_urls": ["file:///etc/passwd"]}, "callback_urls"),
     ({"metadata": "m" * 5000}, "metadata"),
     (["tag"], "JSON object"),
+    ({"task": "translate"}, "task must be"),
+    ({"engine": "kaldi"}, "engine must be"),
+    ({"speakers_count": 0}, "speakers_count"),
+    ({"min_speakers": 3, "max_speakers": 2}, "more than max_speakers"),
+    ({"clustering_threshold": 5}, "cosine distance"),
+    ({"hints": "kafka"}, "hints"),
 ])
 def test_bad_options_are_422(options, fragment):
     with pytest.raises(Problem) as refused:

@@ -8,14 +8,17 @@ from diarist.schemas import codec
 from diarist.streams import lifecycle as lc
 
 SPEC = {"filename": "a.wav", "media": {"key": "media/j", "md5": "0" * 32, "size": 1, "content_type": None},
-        "options": {"tag": None, "language": None, "model": None, "callback_urls": [], "metadata": None}}
+        "options": {"tag": None, "language": None, "model": None, "callback_urls": [], "metadata": None,
+                     "task": "TRANSCRIPTION", "engine": None, "diarization": True, "speakers_count": None,
+                     "min_speakers": None, "max_speakers": None, "clustering_threshold": None, "hints": []}}
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 PAYLOADS = {
     lc.CREATED: {"spec": SPEC},
     lc.STARTED: {"worker": "w1"},
     lc.DIARIZED: {"media": {"format": "wav", "codec": "pcm_s16le", "sample_rate": 16000, "channels": 1,
-                            "bit_rate": 256000, "duration": 3.0}, "speakers": 1, "speech_seconds": 2.5},
+                            "bit_rate": 256000, "duration": 3.0}, "speakers": 1, "speech_seconds": 2.5,
+                    "channels": [{"channel": 0, "duration": 3.0, "speech": 2.5, "silence": 0.5, "redundant_of": None}]},
     lc.PROGRESS: {"percent": 50.0},
     lc.COMPLETED_EVENT: {"result": {"key": "results/j.json", "md5": "1" * 32, "size": 9},
                          "language": "en", "language_probability": 0.9},
