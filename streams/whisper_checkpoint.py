@@ -68,7 +68,7 @@ def _string(f: BinaryIO) -> str:
 def to_state_dict(variables: dict[str, np.ndarray]) -> tuple[dict[str, int], dict[str, torch.Tensor]]:
     """openai-whisper's (dims, state_dict) for the variables of a CTranslate2 WhisperSpec."""
     v = variables
-    if "decoder/embeddings/weight_scale" in v:
+    if any(name.endswith("weight_scale") for name in v):
         raise ValueError("quantized CTranslate2 weights cannot be converted; use a float model")
     n_vocab, n_text_state = v["decoder/embeddings/weight"].shape
     n_audio_state, n_mels, _ = v["encoder/conv1/weight"].shape
@@ -176,6 +176,7 @@ def checkpoint_path(model_name: str) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(checkpoint, f)
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; other users may share the cache
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -97,3 +97,15 @@ def submit(client: httpx.Client, path: Path, options: str | None = None) -> dict
                                data={"options": options} if options else None)
     assert response.status_code == 201, response.text
     return response.json()
+
+
+def peak_memory(pid: int) -> int:
+    """Peak resident memory (VmHWM) of a process and its children, the largest, in bytes."""
+    def hwm(p: int) -> int:
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return max([hwm(pid), *(hwm(int(child)) for child in children)])

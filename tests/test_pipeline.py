@@ -122,3 +122,10 @@ def test_progress_is_reported_as_the_audio_is_transcribed(base, tmp_path):
     result = run(base, dialogue(tmp_path / "d.wav", 2) and tmp_path / "d.wav")
     percents = [data["percent"] for kind, data in result["events"] if kind == "progress"]
     assert percents and percents == sorted(percents) and 50 < percents[-1] <= 99
+
+
+def test_hint_words_reach_the_decoder(base, tmp_path):
+    path = speak("Please send the invoice to Kubrynth before Friday.", tmp_path / "hint.wav")
+    plain = " ".join(s["text"] for s in run(base, path, diarization=False)["segments"])
+    hinted = " ".join(s["text"] for s in run(base, path, diarization=False, hints=["Kubrynth"])["segments"])
+    assert "Kubrynth" not in plain and "Kubrynth" in hinted

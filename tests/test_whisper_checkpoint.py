@@ -6,6 +6,7 @@ import re
 import threading
 from pathlib import Path
 
+import ctranslate2
 import jiwer
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ import torch
 import whisper
 from faster_whisper import WhisperModel
 from faster_whisper.audio import decode_audio
+from whisper.audio import log_mel_spectrogram, pad_or_trim
 
 from diarist.streams.models import MODELS, model_dir
 from diarist.streams.whisper_checkpoint import checkpoint_path, load_model, read_ct2_variables
@@ -85,6 +87,31 @@ def test_checkpoint_loads_strictly_with_the_ct2_dimensions(name):
     reference.set_alignment_heads(whisper._ALIGNMENT_HEADS[name])
     assert torch.equal(reference.alignment_heads.to_dense(), heads)
     assert not model.training
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_encoder_and_logits_match_ctranslate2(name, speech):
+    """Same weights, same graph: both runtimes in float32 agree to rounding error."""
+    model = load_model(name)
+    ct2 = ctranslate2.models.Whisper(str(model_dir(name)), device="cpu", compute_type="float32")
+    mel = log_mel_spectrogram(torch.from_numpy(pad_or_trim(speech[2])), model.dims.n_mels)[None]
+    tokenizer = whisper.tokenizer.get_tokenizer(
+        model.is_multilingual, num_languages=model.num_languages, language="en", task="transcribe")
+    prompt = list(tokenizer.sot_sequence_including_notimestamps)
+
+    features = ct2.encode(ctranslate2.StorageView.from_array(mel.numpy()))
+    generated = ct2.generate(features, [prompt], beam_size=1, max_length=20, return_logits_vocab=True,
+                             suppress_blank=False, suppress_tokens=[])[0]
+    tokens = generated.sequences_ids[0]
+    with torch.no_grad():
+        audio_features = model.embed_audio(mel)
+        logits = model.logits(torch.tensor([prompt + tokens]), audio_features)[0, len(prompt) - 1:-1]
+
+    expected = np.array(features)
+    assert np.abs(audio_features.numpy() - expected).max() <= 1e-3 * np.abs(expected).max()
+    expected_logits = np.stack([np.array(step).reshape(-1) for step in generated.logits[0]])[:len(tokens)]
+    assert len(tokens) >= 5 and logits.shape == expected_logits.shape
+    assert np.abs(logits.numpy() - expected_logits).max() <= 1e-2  # logits reach ~40
 
 
 @pytest.mark.parametrize("name", NAMES)
