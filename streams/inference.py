@@ -45,7 +45,8 @@ class InferenceWorker:
         self.engines: dict[tuple[str, str], Engine] = {}
         self.app.agent(self.events_topic, name="run-jobs", concurrency=1)(self._run_jobs)
         self.app.timer(5.0, name="heartbeat")(self._heartbeat)
-        self.app.timer(30.0, name="unload-idle-engines")(self._unload_idle_engines)
+        idle_check = min(30.0, max(1.0, settings.model_idle_seconds / 2))
+        self.app.timer(idle_check, name="unload-idle-engines")(self._unload_idle_engines)
         self.app.task(self._load_default_model)
 
     @property

@@ -39,9 +39,10 @@ def new_service(tmp_path_factory, kafka: KafkaBroker, name: str) -> Service:
     return Service(tmp_path_factory.mktemp(name), kafka.bootstrap_servers, f"t{next(_namespaces)}-{name}")
 
 
-def running_service(tmp_path_factory, kafka: KafkaBroker, name: str):
+def running_service(tmp_path_factory, kafka: KafkaBroker, name: str, **env: str):
     """The jobs worker with its edge, and one inference worker, on the session's broker."""
     service = new_service(tmp_path_factory, kafka, name)
+    service.env.update(env)
     service.start("worker")
     service.start("inference")
     try:

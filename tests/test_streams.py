@@ -9,6 +9,7 @@ import uuid
 from diarist.streams import lifecycle as lc
 from diarist.streams.jobs import job_id_for_request
 
+from .conftest import running_service
 from .kafka_tools import produce, read_all
 from .service import submit, until_status, wait_for_job
 
@@ -106,3 +107,18 @@ def test_tables_and_index_come_back_from_the_changelog(fresh_service, speech):
             assert time.monotonic() < deadline, "the index was not rebuilt"
             time.sleep(0.2)
         assert [j["id"] for j in listed] == [done["id"]]
+
+
+def test_an_engine_left_unused_is_unloaded_and_loaded_again_when_asked(tmp_path_factory, kafka, speech):
+    for service in running_service(tmp_path_factory, kafka, "idle", DIARIST_MODEL_IDLE_SECONDS="2"):
+        with service.client() as client:
+            for times in (1, 2):
+                job = submit(client, speech[0], '{"model": "tiny.en"}')
+                assert wait_for_job(client, job["id"], until_status(*TERMINAL))["status"] == "COMPLETED"
+                deadline = time.monotonic() + 20
+                while service.log("inference").count("unloading faster-whisper tiny.en") < times:
+                    assert time.monotonic() < deadline, "the idle engine was not unloaded"
+                    time.sleep(0.5)
+            # The default engine stays: the worker can always take a job at once.
+            assert "unloading faster-whisper base" not in service.log("inference")
+            assert client.get("/healthz").json()["checks"]["model_loaded"]
