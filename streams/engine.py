@@ -94,10 +94,10 @@ class Engine:
     async def run(self, media: Path, options: dict[str, Any], on_message: OnMessage,
                   cancelled: asyncio.Event) -> dict:
         """The result document; raises JobFailed, or Cancelled once `cancelled` is set."""
-        await self.start()
-        self._conn.send((str(media), options))
-        self._running = True
+        self._running = True  # from before the start: an idle engine being started is not idle
         try:
+            await self.start()
+            self._conn.send((str(media), options))
             return await self._follow(on_message, cancelled)
         finally:
             self._running = False

@@ -31,6 +31,7 @@ from .topics import topics
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY = 2.0
+RUN_ATTEMPTS = 3
 
 
 class InferenceWorker:
@@ -84,7 +85,26 @@ class InferenceWorker:
             except SchemaError:
                 continue
             if name in (lc.CREATED, lc.RETRIED):
-                await self.run(name, payload, event.message.partition, event.message.offset)
+                await self._run_with_retries(name, payload, event.message.partition, event.message.offset)
+
+    async def _run_with_retries(self, name: str, queued_event: lc.Event, partition: int, offset: int) -> None:
+        """Runs the job; an unexpected error is tried again, then fails the job, so that a job
+        is never left IN_PROGRESS by a worker that goes on."""
+        for attempt in range(1, RUN_ATTEMPTS + 1):
+            try:
+                return await self.run(name, queued_event, partition, offset)
+            except Exception as exc:
+                log.exception("job %s: attempt %d failed", queued_event["job_id"], attempt)
+                error = exc
+                await asyncio.sleep(attempt)
+        job = lc.queued(name, queued_event)
+        async with JobTail(self.settings.bootstrap, self.names.events, partition, offset + 1, job) as tail:
+            if tail.job["status"] == lc.QUEUED:  # only a started job can fail
+                try:
+                    await transition(tail, self.publish, job["id"], lc.STARTED, worker=self.name)
+                except Conflict:
+                    return
+            await self._fail(tail, job["id"], f"the inference worker failed: {type(error).__name__}: {error}")
 
     async def run(self, name: str, queued_event: lc.Event, partition: int, offset: int) -> None:
         job = lc.queued(name, queued_event)

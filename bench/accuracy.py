@@ -1,0 +1,622 @@
+"""Accuracy and speed of diarist's pipeline against the bare engines, on generated dialogues.
+
+Makes its own corpus with espeak-ng (dialogues of 2, 3 and 4 voices in English, Spanish, French,
+German and Italian, with the exact reference turns), then runs every configuration (engine x
+model) in fresh subprocesses, once through `pipeline.run` and once as the engine's own plain
+`transcribe` of the whole file, and prints WER, DER, speaker counts, language identification,
+real-time factors and peak memory.
+
+    python bench/accuracy.py [--quick] [--control] [--only ENGINE:MODEL ...] [--save results.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections import defaultdict
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TICK = os.sysconf("SC_CLK_TCK")
+CONFIGS = [("faster-whisper", "base"), ("faster-whisper", "tiny.en"),
+           ("openai-whisper", "base"), ("openai-whisper", "tiny.en")]
+MODES = ("diarist", "bare")
+# --control: the bare call once more with the decoding settings diarist uses
+# (condition_on_previous_text=False), to tell what the settings cost from what the pipeline does.
+CONTROL = "control"
+MULTILINGUAL = {"base": True, "tiny.en": False}
+WER_BUDGET = 1.0  # points of WER that going through diarist may add over the bare engine
+
+# Natural lines per language, in three blocks: a 2-voice, a 3-voice and a 4-voice dialogue. No
+# digits, so that "two" against "2" never counts as an error. English has longer blocks, as it is
+# the only language the English-only models (tiny.en) get.
+LINES: dict[str, list[list[str]]] = {
+    "en": [
+        ["Good morning, did you sleep well last night?",
+         "Not really, the neighbours were playing loud music until very late.",
+         "That sounds awful. Did you ask them to turn it down?",
+         "I knocked on their door, but nobody answered.",
+         "Maybe you should write them a short and polite letter.",
+         "That is a good idea. I will do it this evening.",
+         "By the way, are you still coming to the market on Saturday?",
+         "Yes, I need fresh vegetables and some flowers for the garden.",
+         "We could have lunch together at the small cafe near the river.",
+         "I would love that. Their soup is always delicious.",
+         "What are you going to bake for the dinner party next week?",
+         "I am thinking about a large cake with chocolate and cherries.",
+         "Your cakes are famous. Everybody will be very happy.",
+         "Thank you, I hope it turns out as well as last time.",
+         "Then let us meet at the bridge around noon on Saturday.",
+         "Perfect, I will see you there. Have a nice day at work."],
+        ["Welcome everyone, and thank you for joining the project meeting.",
+         "Before we start, could someone share the latest schedule?",
+         "I can do that. The design is finished and testing begins next week.",
+         "Good news. Are there any problems with the new servers?",
+         "One machine was running slowly, but we replaced the broken disk.",
+         "How long will the testing phase take?",
+         "A couple of weeks, if the customers send their feedback on time.",
+         "I will call them tomorrow morning and remind them.",
+         "Has anybody heard from the marketing team this week?",
+         "They asked for a short demonstration of the new features.",
+         "We can show them the prototype on Thursday afternoon.",
+         "I will book the large meeting room for that.",
+         "We also need a volunteer to update the user guide.",
+         "I can write the guide, but I will need some screenshots.",
+         "I will prepare the screenshots and send them to you by Friday.",
+         "Great, that settles it. Let us meet again next Tuesday."],
+        ["So, where should we go for our holiday this summer?",
+         "I would like to visit the mountains and go hiking every day.",
+         "The mountains are beautiful, but I prefer a quiet beach.",
+         "Why not both? There are lakes near the mountains where we can swim.",
+         "That could work. How would we travel there?",
+         "The train is comfortable and much cheaper than flying.",
+         "But the train takes almost a whole day to get there.",
+         "We could stop in a small town halfway and spend the night.",
+         "I like that plan. Who is going to book the hotel?",
+         "I will look for a hotel with a view of the lake.",
+         "Remember that my sister wants to bring her dog.",
+         "Then we need a place that allows pets.",
+         "I will ask about that when I call the hotel.",
+         "Should we also rent bicycles for the week?",
+         "Yes, cycling around the lake sounds wonderful.",
+         "Then it is decided. I cannot wait for the summer."],
+    ],
+    "es": [
+        ["Buenos días, ¿qué tal has dormido esta noche?",
+         "Muy bien, gracias. Hoy me siento con mucha energía.",
+         "Me alegro. ¿Quieres desayunar conmigo en la terraza?",
+         "Claro que sí, prepararé café y unas tostadas.",
+         "Yo traigo zumo de naranja y un poco de fruta.",
+         "Después podemos dar un paseo por el parque.",
+         "Buena idea, hace un tiempo estupendo para caminar.",
+         "Luego tengo que ir al banco antes de que cierre.",
+         "Te acompaño, también necesito comprar unos libros.",
+         "La librería de la plaza tiene novelas muy interesantes.",
+         "Perfecto, entonces vamos primero al banco y después a la librería.",
+         "De acuerdo, salimos en media hora."],
+        ["Bienvenidos a la reunión, vamos a hablar del nuevo proyecto.",
+         "Gracias. ¿Ya tenemos el presupuesto para este año?",
+         "Sí, el director lo aprobó ayer por la tarde.",
+         "Excelente noticia. ¿Cuándo empezamos a trabajar?",
+         "Podemos empezar el lunes que viene si todos están de acuerdo.",
+         "A mí me parece bien, pero necesito ayuda con el diseño.",
+         "Yo puedo ayudarte con el diseño durante la primera semana.",
+         "Muchas gracias, eso me facilita mucho las cosas.",
+         "También hay que llamar a los clientes para confirmar las fechas.",
+         "Yo me encargo de las llamadas mañana por la mañana.",
+         "Muy bien. Entonces nos vemos el lunes a primera hora.",
+         "Hasta el lunes, y que tengáis un buen fin de semana."],
+        ["¿Adónde vamos de vacaciones este verano?",
+         "A mí me gustaría ir a la playa y nadar todos los días.",
+         "Yo prefiero la montaña, allí hace menos calor.",
+         "Podríamos alquilar una casa cerca de un lago.",
+         "Es una idea estupenda, así todos estamos contentos.",
+         "¿Vamos en coche o en tren?",
+         "El tren es más cómodo y podemos leer durante el viaje.",
+         "Pero con el coche podemos visitar los pueblos de la zona.",
+         "Entonces vamos en coche y paramos donde queramos.",
+         "Yo busco la casa esta noche en internet.",
+         "No olvides que mi hermana quiere venir con su perro.",
+         "Vale, buscaré una casa donde acepten animales."],
+    ],
+    "fr": [
+        ["Bonjour, comment vas-tu ce matin ?",
+         "Très bien, merci. Et toi, tu as bien dormi ?",
+         "Pas vraiment, les voisins ont fait la fête toute la nuit.",
+         "C'est pénible. Tu devrais leur parler aujourd'hui.",
+         "Oui, je vais frapper à leur porte ce soir.",
+         "Au fait, tu viens au marché samedi matin ?",
+         "Bien sûr, je dois acheter des légumes et du fromage.",
+         "On pourrait déjeuner ensemble au petit café près de la rivière.",
+         "Avec plaisir, leur soupe est toujours délicieuse.",
+         "Alors rendez-vous devant le pont à midi.",
+         "D'accord, à samedi. Bonne journée au travail.",
+         "Merci, à toi aussi. À bientôt."],
+        ["Bienvenue à tous, merci d'être venus à cette réunion.",
+         "Avant de commencer, quelqu'un peut-il présenter le calendrier ?",
+         "Oui, la conception est terminée et les essais commencent la semaine prochaine.",
+         "Très bonne nouvelle. Y a-t-il des problèmes avec les nouveaux serveurs ?",
+         "Une machine était lente, mais nous avons remplacé le disque.",
+         "Combien de temps vont durer les essais ?",
+         "Quelques semaines, si les clients répondent à temps.",
+         "Je vais les appeler demain matin pour le leur rappeler.",
+         "Il nous faut aussi quelqu'un pour mettre à jour le guide.",
+         "Je peux écrire le guide, mais j'ai besoin de quelques images.",
+         "Je prépare les images et je te les envoie vendredi.",
+         "Parfait, on se retrouve mardi prochain."],
+        ["Alors, où partons-nous en vacances cet été ?",
+         "J'aimerais aller à la montagne et faire de la randonnée.",
+         "La montagne, c'est beau, mais je préfère une plage tranquille.",
+         "Pourquoi pas les deux ? Il y a des lacs près des montagnes.",
+         "Bonne idée. Comment allons-nous voyager ?",
+         "Le train est confortable et beaucoup moins cher que l'avion.",
+         "Mais le voyage en train dure presque toute la journée.",
+         "Nous pouvons nous arrêter dans une petite ville pour la nuit.",
+         "Qui va réserver l'hôtel ?",
+         "Je cherche un hôtel avec une vue sur le lac.",
+         "N'oubliez pas que ma sœur veut venir avec son chien.",
+         "Alors il faut un hôtel qui accepte les animaux."],
+    ],
+    "de": [
+        ["Guten Morgen, hast du gut geschlafen?",
+         "Nicht so gut, die Nachbarn haben bis spät in die Nacht gefeiert.",
+         "Das ist ärgerlich. Hast du mit ihnen gesprochen?",
+         "Ich habe geklopft, aber niemand hat die Tür geöffnet.",
+         "Vielleicht solltest du ihnen einen freundlichen Brief schreiben.",
+         "Das ist eine gute Idee, das mache ich heute Abend.",
+         "Kommst du am Samstag mit auf den Markt?",
+         "Ja, ich brauche frisches Gemüse und ein paar Blumen für den Garten.",
+         "Danach könnten wir im kleinen Café am Fluss zu Mittag essen.",
+         "Sehr gern, dort gibt es immer eine leckere Suppe.",
+         "Dann treffen wir uns mittags an der Brücke.",
+         "Einverstanden, bis Samstag und einen schönen Tag noch."],
+        ["Willkommen zur Besprechung, schön dass ihr alle da seid.",
+         "Kann jemand den aktuellen Zeitplan vorstellen?",
+         "Ja, der Entwurf ist fertig und die Tests beginnen nächste Woche.",
+         "Sehr gut. Gibt es Probleme mit den neuen Servern?",
+         "Ein Rechner war langsam, aber wir haben die Festplatte ersetzt.",
+         "Wie lange dauern die Tests ungefähr?",
+         "Nicht lange, wenn die Kunden rechtzeitig antworten.",
+         "Ich rufe die Kunden morgen früh an und erinnere sie daran.",
+         "Außerdem muss jemand die Anleitung aktualisieren.",
+         "Ich schreibe die Anleitung, aber ich brauche ein paar Bilder.",
+         "Ich bereite die Bilder vor und schicke sie dir am Freitag.",
+         "Prima, dann sehen wir uns nächsten Dienstag wieder."],
+        ["Wohin fahren wir diesen Sommer in den Urlaub?",
+         "Ich möchte in die Berge fahren und jeden Tag wandern.",
+         "Die Berge sind schön, aber ich liege lieber am Strand.",
+         "Warum nicht beides? In den Bergen gibt es viele Seen.",
+         "Gute Idee. Wie reisen wir dorthin?",
+         "Der Zug ist bequem und viel billiger als das Flugzeug.",
+         "Aber mit dem Zug dauert die Reise fast den ganzen Tag.",
+         "Wir können unterwegs in einer kleinen Stadt übernachten.",
+         "Wer kümmert sich um das Hotel?",
+         "Ich suche heute Abend ein Hotel mit Blick auf den See.",
+         "Vergesst nicht, dass meine Schwester ihren Hund mitbringen möchte.",
+         "Dann brauchen wir ein Hotel, in dem Hunde erlaubt sind."],
+    ],
+    "it": [
+        ["Buongiorno, come hai dormito stanotte?",
+         "Benissimo, grazie. Oggi mi sento pieno di energia.",
+         "Che bello. Vuoi fare colazione con me in terrazza?",
+         "Volentieri, preparo il caffè e qualche biscotto.",
+         "Io porto il succo d'arancia e un po' di frutta.",
+         "Dopo possiamo fare una passeggiata nel parco.",
+         "Ottima idea, oggi il tempo è davvero splendido.",
+         "Più tardi devo andare in banca prima che chiuda.",
+         "Vengo con te, devo anche comprare alcuni libri.",
+         "La libreria in piazza ha sempre dei romanzi interessanti.",
+         "Allora andiamo prima in banca e poi in libreria.",
+         "D'accordo, usciamo tra mezz'ora."],
+        ["Benvenuti alla riunione, oggi parliamo del nuovo progetto.",
+         "Grazie. Abbiamo già il bilancio per quest'anno?",
+         "Sì, il direttore lo ha approvato ieri pomeriggio.",
+         "Ottima notizia. Quando cominciamo a lavorare?",
+         "Possiamo cominciare lunedì prossimo, se siete tutti d'accordo.",
+         "Per me va bene, ma ho bisogno di aiuto con il disegno.",
+         "Posso aiutarti io durante la prima settimana.",
+         "Grazie mille, così è tutto più semplice.",
+         "Bisogna anche chiamare i clienti per confermare le date.",
+         "Me ne occupo io domani mattina.",
+         "Perfetto. Allora ci vediamo lunedì di buon'ora.",
+         "A lunedì, e buon fine settimana a tutti."],
+        ["Dove andiamo in vacanza quest'estate?",
+         "Mi piacerebbe andare al mare e nuotare ogni giorno.",
+         "Io preferisco la montagna, lì fa meno caldo.",
+         "Potremmo affittare una casa vicino a un lago.",
+         "È un'idea fantastica, così siamo tutti contenti.",
+         "Andiamo in macchina o in treno?",
+         "Il treno è più comodo e possiamo leggere durante il viaggio.",
+         "Ma con la macchina possiamo visitare i paesi vicini.",
+         "Allora prendiamo la macchina e ci fermiamo dove vogliamo.",
+         "Stasera cerco una casa su internet.",
+         "Non dimenticate che mia sorella vuole portare il suo cane.",
+         "Va bene, cercherò una casa dove accettano gli animali."],
+    ],
+}
+LANGUAGES = list(LINES)
+QUICK_LINES = 6
+QUICK_SPEAKERS = [2, 3, 4, 2, 3]  # --quick: one dialogue per language, these many voices in turn
+
+
+# ---------------------------------------------------------------------------------------------
+# CPU used by other processes (the approach of bench/e2e.py)
+
+def stat_fields(pid: int | str) -> list[str]:
+    """/proc/<pid>/stat from field 3 (state) on; the command name before it may hold spaces."""
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat_fields(stat.parent.name)[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def tree_cpu() -> float:
+    """CPU seconds of this process and all its descendants, living or reaped, so far."""
+    total, todo = 0.0, [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        try:
+            total += sum(int(x) for x in stat_fields(pid)[11:15]) / TICK  # utime stime cutime cstime
+        except (OSError, ValueError):
+            continue
+        todo += children(pid)
+    return total
+
+
+def machine_cpu() -> float:
+    user, nice, system, _idle, _iowait, irq, softirq = map(int, Path("/proc/stat").read_text().split()[1:8])
+    return (user + nice + system + irq + softirq) / TICK
+
+
+def proc_kib(key: str, pid: int | str = "self") -> int | None:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Corpus
+
+def make_corpus(directory: Path, quick: bool) -> dict:
+    from soundfile import info
+
+    from tests.audio import dialogue, speak
+
+    files = []
+    for i, language in enumerate(LANGUAGES):
+        blocks = LINES[language]
+        plan = ([(QUICK_SPEAKERS[i], blocks[QUICK_SPEAKERS[i] - 2][:QUICK_LINES])] if quick
+                else [(speakers, blocks[speakers - 2]) for speakers in (2, 3, 4)])
+        for speakers, lines in plan:
+            path = directory / f"{language}-{speakers}.wav"
+            turns = dialogue(path, speakers, lines, language=language)
+            files.append({"name": path.stem, "path": str(path), "language": language, "speakers": speakers,
+                          "duration": info(str(path)).duration, "turns": turns})
+    warmup = speak("Hello, this is a short clip to warm the models up.", directory / "warmup.wav")
+    return {"files": files, "warmup": str(warmup)}
+
+
+# ---------------------------------------------------------------------------------------------
+# One configuration and mode, in a subprocess of its own (so that its peak memory is its own)
+
+def bare(transcriber, engine: str, path: str, condition: bool = True) -> tuple[str, str | None]:
+    """The engine's plain transcription of the whole file; (text, language it identified).
+    condition=False: without conditioning on the previous text, as diarist calls the engines."""
+    if engine == "faster-whisper":
+        segments, info = transcriber.model.transcribe(path, beam_size=5, word_timestamps=True, vad_filter=True,
+                                                      condition_on_previous_text=condition)
+        return " ".join(s.text.strip() for s in segments), info.language
+    # openai-whisper reads files with the ffmpeg program, which this machine does not have; PyAV
+    # decodes it instead, as faster-whisper does (16 kHz mono float32).
+    from faster_whisper import decode_audio
+
+    result = transcriber.model.transcribe(decode_audio(path), beam_size=5, best_of=5, word_timestamps=True,
+                                          fp16=False, condition_on_previous_text=condition)
+    return result["text"].strip(), result.get("language")
+
+
+def worker(engine: str, model: str, mode: str, manifest_path: str, out_path: str) -> None:
+    from diarist.settings import Settings
+    from diarist.streams import pipeline, transcribers
+
+    manifest = json.loads(Path(manifest_path).read_text())
+    files = [f for f in manifest["files"] if MULTILINGUAL[model] or f["language"] == "en"]
+    threads = Settings().inference_threads
+    started = time.perf_counter()
+    transcriber = transcribers.load(engine, model, threads)
+    load_s = time.perf_counter() - started
+
+    def once(path: str) -> dict:
+        if mode in ("bare", CONTROL):
+            text, language = bare(transcriber, engine, path, condition=mode == "bare")
+            return {"text": text, "language": language}
+        result = pipeline.run(transcriber, Path(path), {"task": "TRANSCRIPTION"}, lambda *_: None)
+        return {"text": " ".join(s["text"] for s in result["segments"]), "language": result["language"],
+                "speakers": result["speakers"],
+                "segments": [[s["channel"], s["speaker"], s["start"], s["end"]] for s in result["segments"]]}
+
+    once(manifest["warmup"])  # loads the VAD and speaker models, first-call costs: kept out of the figures
+    out = []
+    for f in files:
+        t0 = time.perf_counter()
+        got = once(f["path"])
+        seconds = time.perf_counter() - t0
+        out.append({"name": f["name"], "seconds": seconds, **got})
+        print(f"  {engine} {model} {mode} {f['name']}: {f['duration']:.1f} s audio in {seconds:.1f} s",
+              file=sys.stderr, flush=True)
+    Path(out_path).write_text(json.dumps({"engine": engine, "model": model, "mode": mode, "threads": threads,
+                                          "load_seconds": load_s, "peak_kib": proc_kib("VmHWM"),
+                                          "files": out}))
+
+
+def run_config(engine: str, model: str, mode: str, manifest: Path, directory: Path) -> dict:
+    out = directory / f"{engine}-{model}-{mode}.json"
+    cpu0, wall0 = (machine_cpu(), tree_cpu()), time.perf_counter()
+    subprocess.run([sys.executable, __file__, "--worker", engine, model, mode, str(manifest), str(out)],
+                   check=True)
+    wall = time.perf_counter() - wall0
+    foreign = max(0.0, machine_cpu() - cpu0[0] - (tree_cpu() - cpu0[1]))
+    return json.loads(out.read_text()) | {"foreign_cpu": foreign, "wall": wall}
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring
+
+def normalise():
+    import jiwer
+
+    return jiwer.Compose([jiwer.ToLowerCase(), jiwer.SubstituteRegexes({r"[^\w\s]": " "}),
+                          jiwer.RemoveMultipleSpaces(), jiwer.Strip(), jiwer.ReduceToListOfListOfWords()])
+
+
+def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
+    """(errors, reference words) after lowercasing and replacing punctuation by spaces."""
+    import jiwer
+
+    t = normalise()
+    o = jiwer.process_words(reference, hypothesis, reference_transform=t, hypothesis_transform=t)
+    return o.substitutions + o.deletions + o.insertions, o.substitutions + o.deletions + o.hits
+
+
+def der_components(file: dict, segments: list, collar: float) -> dict[str, float]:
+    from pyannote.core import Annotation, Segment, Timeline
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    reference, hypothesis = Annotation(), Annotation()
+    for start, end, speaker, _ in file["turns"]:
+        reference[Segment(start, end)] = f"ref{speaker}"
+    for i, (channel, speaker, start, end) in enumerate(segments):
+        if end > start:
+            hypothesis[Segment(start, end), i] = f"{channel}:{speaker}"
+    uem = Timeline([Segment(0, file["duration"])])
+    return DiarizationErrorRate(collar=collar, skip_overlap=False).compute_components(reference, hypothesis, uem=uem)
+
+
+def pct(errors: float, total: float) -> str:
+    return f"{100 * errors / total:.1f}" if total else "-"
+
+
+def report(console, command: list[str], corpus: dict, runs: dict, started: datetime, wall: float) -> bool:
+    from rich.table import Table
+
+    files = {f["name"]: f for f in corpus["files"]}
+    reference = {n: " ".join(t[3] for t in f["turns"]) for n, f in files.items()}
+    threads = next(iter(runs.values()))["threads"]
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    import ctranslate2
+    import faster_whisper
+    import torch
+    import whisper
+
+    console.print(f"date: {started:%Y-%m-%d %H:%M}; command: python bench/accuracy.py {' '.join(command)}")
+    console.print(f"machine: {os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}, Python "
+                  f"{platform.python_version()}; faster-whisper {faster_whisper.__version__} (ctranslate2 "
+                  f"{ctranslate2.__version__}, int8), openai-whisper {whisper.__version__} (torch {torch.__version__}, "
+                  f"float32); {threads} threads")
+    by_language = defaultdict(float)
+    for f in corpus["files"]:
+        by_language[f["language"]] += f["duration"]
+    total_audio = sum(by_language.values())
+    console.print(f"corpus: {len(files)} dialogues, {total_audio / 60:.1f} min ("
+                  + ", ".join(f"{lang} {s / 60:.1f}" for lang, s in by_language.items())
+                  + f"); {sum(len(r.split()) for r in reference.values())} reference words; whole run {wall / 60:.1f} min")
+
+    # CPU of other processes while each subprocess ran: above 5% the speed figures are skewed.
+    foreign = sum(r["foreign_cpu"] for r in runs.values())
+    run_wall = sum(r["wall"] for r in runs.values())
+    share = foreign / (run_wall * (os.cpu_count() or 1))
+    console.print(f"CPU used by other processes during the runs: about {foreign:.1f} s in {run_wall:.1f} s "
+                  f"({share:.1%} of the machine)" + ("  [bold red]speed figures are skewed" if share > 0.05 else ""))
+
+    configs = sorted({(r["engine"], r["model"]) for r in runs.values()}, key=CONFIGS.index)
+    ok = True
+
+    # WER
+    table = Table(title=f"WER % (lowercased, punctuation removed); requirement: diarist - bare <= {WER_BUDGET:g} point")
+    table.add_column("engine / model")
+    table.add_column("language")
+    table.add_column("words", justify="right")
+    control = any(mode == CONTROL for _, _, mode in runs)
+    for name in ("diarist", "bare", "diarist - bare", "check") + (("bare, no cond.", "diarist - that"),) * control:
+        table.add_column(name, justify="right")
+    for engine, model in configs:
+        modes = MODES + (CONTROL,) * control
+        counts = {mode: defaultdict(lambda: [0, 0]) for mode in modes}
+        for mode in modes:
+            for r in runs[(engine, model, mode)]["files"]:
+                errors, words = word_errors(reference[r["name"]], r["text"])
+                for key in (files[r["name"]]["language"], "all"):
+                    counts[mode][key][0] += errors
+                    counts[mode][key][1] += words
+        keys = [k for k in LANGUAGES if k in counts["diarist"]] + ["all"]
+        for key in keys:
+            d, b = counts["diarist"][key], counts["bare"][key]
+            delta = 100 * d[0] / d[1] - 100 * b[0] / b[1]
+            passed = delta <= WER_BUDGET
+            if key == "all":
+                ok &= passed
+            extra = []
+            if control:
+                c = counts[CONTROL][key]
+                extra = [pct(*c), f"{100 * d[0] / d[1] - 100 * c[0] / c[1]:+.1f}"]
+            table.add_row(f"{engine} {model}" if key == keys[0] else "",
+                          "overall" if key == "all" else key, str(d[1]), pct(*d), pct(*b), f"{delta:+.1f}",
+                          ("ok" if passed else "[bold red]OVER") if key == "all" else ("" if passed else "over"),
+                          *extra, end_section=key == "all")
+    console.print(table)
+    if control:
+        console.print("bare, no cond.: the bare call with condition_on_previous_text=False, as diarist calls the "
+                      "engine; diarist - that: what the rest of the pipeline (VAD-trimmed chunk, language found "
+                      "on the first 30 s of speech, words regrouped by speaker) adds on top of that setting.")
+
+    # DER and speaker counts
+    table = Table(title="Diarization through diarist: DER % (pyannote.metrics; collar = total no-score width "
+                        "around each reference boundary), speakers found")
+    for name, justify in (("engine / model", "left"), ("speakers", "right"), ("files", "right"),
+                          ("DER c=0", "right"), ("missed", "right"), ("false alarm", "right"),
+                          ("confusion", "right"), ("DER c=0.25", "right"), ("count right", "right"),
+                          ("found", "left")):
+        table.add_column(name, justify=justify)
+    for engine, model in configs:
+        results = runs[(engine, model, "diarist")]["files"]
+        counts = sorted({files[r["name"]]["speakers"] for r in results})
+        for n in counts + ["all"]:
+            chosen = [r for r in results if n == "all" or files[r["name"]]["speakers"] == n]
+            c0, c25 = defaultdict(float), defaultdict(float)
+            for r in chosen:
+                for totals, collar in ((c0, 0.0), (c25, 0.25)):
+                    for k, v in der_components(files[r["name"]], r["segments"], collar).items():
+                        totals[k] += v
+            der = lambda c: pct(c["missed detection"] + c["false alarm"] + c["confusion"], c["total"])  # noqa: E731
+            right = sum(r["speakers"] == files[r["name"]]["speakers"] for r in chosen)
+            table.add_row(f"{engine} {model}" if n == counts[0] else "", str(n), str(len(chosen)), der(c0),
+                          pct(c0["missed detection"], c0["total"]), pct(c0["false alarm"], c0["total"]),
+                          pct(c0["confusion"], c0["total"]), der(c25), f"{right}/{len(chosen)}",
+                          "" if n == "all" else " ".join(str(r["speakers"]) for r in chosen), end_section=n == "all")
+    console.print(table)
+
+    # Language identification
+    multilingual = [(e, m) for e, m in configs if MULTILINGUAL[m]]
+    if multilingual:
+        table = Table(title="Language identification (multilingual model): identified == true language")
+        table.add_column("engine / model")
+        table.add_column("way")
+        for lang in LANGUAGES + ["all"]:
+            table.add_column(lang, justify="right")
+        table.add_column("wrong", justify="left")
+        for engine, model in multilingual:
+            for mode in MODES:
+                results = runs[(engine, model, mode)]["files"]
+                cells, wrong = [], []
+                for lang in LANGUAGES + ["all"]:
+                    chosen = [r for r in results if lang == "all" or files[r["name"]]["language"] == lang]
+                    cells.append(f"{sum(r['language'] == files[r['name']]['language'] for r in chosen)}/{len(chosen)}")
+                wrong = [f"{r['name']}→{r['language']}" for r in results if r["language"] != files[r["name"]]["language"]]
+                table.add_row(f"{engine} {model}" if mode == "diarist" else "", mode, *cells, " ".join(wrong))
+        console.print(table)
+
+    # Speed and memory
+    table = Table(title="Speed (RTF = audio seconds / processing seconds, model loaded and warm) and peak memory")
+    for name, justify in (("engine / model", "left"), ("audio s", "right"), ("diarist s", "right"),
+                          ("bare s", "right"), ("RTF diarist", "right"), ("RTF bare", "right"),
+                          ("diarist / bare time", "right"), ("peak MiB diarist", "right"),
+                          ("peak MiB bare", "right"), ("other CPU", "right")):
+        table.add_column(name, justify=justify)
+    rtf: dict[tuple[str, str, str], float] = {}
+    for engine, model in configs:
+        d, b = runs[(engine, model, "diarist")], runs[(engine, model, "bare")]
+        audio = sum(files[r["name"]]["duration"] for r in d["files"])
+        ds, bs = sum(r["seconds"] for r in d["files"]), sum(r["seconds"] for r in b["files"])
+        rtf[(engine, model, "diarist")], rtf[(engine, model, "bare")] = audio / ds, audio / bs
+        other = (d["foreign_cpu"] + b["foreign_cpu"]) / ((d["wall"] + b["wall"]) * (os.cpu_count() or 1))
+        table.add_row(f"{engine} {model}", f"{audio:.0f}", f"{ds:.1f}", f"{bs:.1f}", f"{audio / ds:.2f}×",
+                      f"{audio / bs:.2f}×", f"{ds / bs:.2f}×", f"{d['peak_kib'] / 1024:,.0f}",
+                      f"{b['peak_kib'] / 1024:,.0f}", f"{other:.1%}")
+    console.print(table)
+    ratios = []
+    for model in ("base", "tiny.en"):
+        for mode in MODES:
+            fw, ow = rtf.get(("faster-whisper", model, mode)), rtf.get(("openai-whisper", model, mode))
+            if fw and ow:
+                ratios.append(f"{model} {mode} {fw / ow:.2f}×")
+    if ratios:
+        console.print("faster-whisper speed / openai-whisper speed (same files, same weights): " + ", ".join(ratios))
+    console.print("Peak memory is VmHWM of the subprocess that ran that configuration alone (model, VAD, speaker "
+                  "encoder, decoded audio).")
+    return ok
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one short dialogue per language (~2 minutes)")
+    parser.add_argument("--control", action="store_true",
+                        help="also run the bare call with diarist's decoding settings (condition_on_previous_text=False)")
+    parser.add_argument("--only", nargs="+", metavar="ENGINE:MODEL", help="run only these configurations")
+    parser.add_argument("--save", type=Path, help="write the corpus and raw results to this JSON file")
+    parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--report", type=Path, metavar="SAVED", help="print the tables of a run saved with --save")
+    args = parser.parse_args()
+    if args.worker:
+        worker(*args.worker)
+        return
+    if args.report:
+        from rich.console import Console
+
+        warnings.filterwarnings("ignore")
+        saved = json.loads(args.report.read_text())
+        runs = {(r["engine"], r["model"], r["mode"]): r for r in saved["runs"]}
+        ok = report(Console(width=None if sys.stdout.isatty() else 140), saved["command"], saved["corpus"], runs,
+                    datetime.fromisoformat(saved["started"]), saved["wall"])
+        sys.exit(0 if ok else 1)
+    configs = CONFIGS
+    if args.only:
+        wanted = [tuple(c.split(":", 1)) for c in args.only]
+        configs = [c for c in CONFIGS if c in wanted]
+        if len(configs) != len(wanted):
+            parser.error(f"known configurations: {', '.join(f'{e}:{m}' for e, m in CONFIGS)}")
+
+    from rich.console import Console
+
+    warnings.filterwarnings("ignore")
+    console = Console(width=None if sys.stdout.isatty() else 140)
+    started, t0 = datetime.now(), time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="diarist-accuracy-") as tmp:
+        directory = Path(tmp)
+        console.print("making the corpus with espeak-ng ...")
+        corpus = make_corpus(directory, args.quick)
+        manifest = directory / "manifest.json"
+        manifest.write_text(json.dumps(corpus))
+        runs = {}
+        for engine, model in configs:
+            for mode in MODES + (CONTROL,) * args.control:
+                console.print(f"{engine} {model} {mode} ...")
+                runs[(engine, model, mode)] = run_config(engine, model, mode, manifest, directory)
+        wall = time.perf_counter() - t0
+        if args.save:
+            args.save.write_text(json.dumps({"command": sys.argv[1:], "started": started.isoformat(), "wall": wall,
+                                             "corpus": corpus, "runs": list(runs.values())}, indent=1))
+        ok = report(console, sys.argv[1:], corpus, runs, started, wall)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
