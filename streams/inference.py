@@ -25,9 +25,9 @@ from .engine import Cancelled, Engine, JobFailed
 from .heartbeats import HEARTBEAT_SCHEMA
 from .jobs import Conflict, Journal, NotYetVisible, result_key, transition
 from .models import MODELS
-from .transcribers import ENGINES
 from .tail import JobTail
 from .topics import topics
+from .transcribers import ENGINES
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY = 2.0
