@@ -32,7 +32,9 @@ sys.path.insert(0, str(ROOT))
 from diarist.infra.broker import KafkaBroker  # noqa: E402
 from diarist.settings import Settings  # noqa: E402
 from diarist.streams.models import model_dir  # noqa: E402
-from diarist.streams.pipeline import SAMPLE_RATE, decode  # noqa: E402
+from faster_whisper.audio import decode_audio as decode  # noqa: E402
+
+from diarist.streams.media import SAMPLE_RATE  # noqa: E402
 from tests.audio import long_text, speak  # noqa: E402
 from tests.service import Service, free_port, submit  # noqa: E402
 
