@@ -15,11 +15,18 @@ from diarist.streams.jobindex import InvalidCursor, cursor_after, sort_key
 from diarist.streams.jobs import Conflict, NotFound, NotYetVisible, media_key, new_job_id
 from diarist.streams.worker import JobsWorker
 
-from . import ingest
+from . import ingest, writers
 from .forwarding import ask, forward, owner_of, peers
 from .problems import Problem
 from .views import job_json
 
+RESULT_FORMATS = {
+    "json": (writers.native_json, "application/json"),
+    "csv": (writers.csv, "text/csv; charset=utf-8"),
+    "srt": (writers.srt, "application/x-subrip; charset=utf-8"),
+    "vtt": (writers.vtt, "text/vtt; charset=utf-8"),
+    "txt": (writers.txt, "text/plain; charset=utf-8"),
+}
 SERVED_BY = "x-diarist-served-by"  # which jobs worker's table answered
 STATUSES = ("QUEUED", "IN_PROGRESS", "COMPLETED", "FAILED", "STOPPED", "DELETED")
 
@@ -118,8 +125,14 @@ async def get_result(request: Request) -> Response:
     if job["status"] != lc.COMPLETED:
         raise Problem(409, f"the job is {job['status']}; its result is there once it is COMPLETED",
                       job_status=job["status"])
+    fmt = request.query_params.get("format", "json")
+    if fmt not in RESULT_FORMATS:
+        raise Problem(422, f"format must be one of {', '.join(RESULT_FORMATS)}")
     data = _worker(request).blobs.read(job["result"]["key"])
-    return Response(data, media_type="application/json")
+    if fmt == "json":
+        return Response(data, media_type="application/json")
+    write, media_type = RESULT_FORMATS[fmt]
+    return Response(write(json.loads(data)), media_type=media_type)
 
 
 async def stop_job(request: Request) -> Response:

@@ -24,6 +24,16 @@ def test_a_dialogue_comes_back_with_its_speakers(service, tmp_path):
     assert job["speakers"] == 2 and result["speakers"] == 2
     assert job["channels"][0]["channel"] == 0 and job["channels"][0]["speech"] > 10
     assert [s["speaker"] for s in result["segments"]][:4] == [t[2] for t in turns][:4]
+    with service.client() as client:
+        url = f"/v1/jobs/{job['id']}/result"
+        vtt = client.get(url, params={"format": "vtt"})
+        assert vtt.headers["content-type"].startswith("text/vtt")
+        assert vtt.text.startswith("WEBVTT") and "<v Speaker 1>" in vtt.text
+        srt = client.get(url, params={"format": "srt"}).text
+        assert srt.startswith("1\n00:00:00,") and " --> " in srt
+        assert client.get(url, params={"format": "csv"}).text.splitlines()[0].startswith("channel,speaker")
+        assert "Speaker 0: Hello there" in client.get(url, params={"format": "txt"}).text
+        assert client.get(url, params={"format": "docx"}).status_code == 422
 
 
 def test_a_language_identification_job_stops_after_identifying(service, tmp_path):
