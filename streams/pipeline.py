@@ -21,6 +21,7 @@ __all__ = ["MediaError", "OptionError", "run"]
 
 Emit = Callable[[str, dict], None]
 CHUNK_SECONDS = 300.0  # audio given to the engine at once: bounds memory, whatever the duration
+CHUNK_PAD = 1.0
 LANGUAGE_ID_SECONDS = 30.0
 
 
@@ -111,7 +112,7 @@ def _transcribe(transcriber: Transcriber, channels: list[np.ndarray], regions: l
     before = 0.0
     segments: list[dict] = []
     for c in with_speech:
-        for start, end in _chunks(regions[c]):
+        for start, end in _chunks(regions[c], len(channels[c]) / SAMPLE_RATE):
             samples = np.asarray(channels[c][int(start * SAMPLE_RATE):int(end * SAMPLE_RATE)])
             for segment in transcriber.transcribe(samples, language, hints):
                 shifted = _shifted(segment, start)
@@ -121,8 +122,9 @@ def _transcribe(transcriber: Transcriber, channels: list[np.ndarray], regions: l
     return sorted(segments, key=lambda s: (s["start"], s["channel"]))
 
 
-def _chunks(regions: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Spans of at most CHUNK_SECONDS covering the regions, cut between regions where possible."""
+def _chunks(regions: list[tuple[float, float]], duration: float) -> list[tuple[float, float]]:
+    """Spans of at most CHUNK_SECONDS covering the regions, cut between regions where possible,
+    each with up to CHUNK_PAD of the silence around it (the engine's own VAD wants an edge)."""
     chunks: list[tuple[float, float]] = []
     for start, end in regions:
         while end - start > CHUNK_SECONDS:  # one region longer than a chunk: cut it
@@ -132,7 +134,12 @@ def _chunks(regions: list[tuple[float, float]]) -> list[tuple[float, float]]:
             chunks[-1] = (chunks[-1][0], end)
         else:
             chunks.append((start, end))
-    return chunks
+    padded = []
+    for i, (start, end) in enumerate(chunks):
+        low = (chunks[i - 1][1] + start) / 2 if i else 0.0  # never into a neighbour's half of the gap
+        high = (end + chunks[i + 1][0]) / 2 if i + 1 < len(chunks) else duration
+        padded.append((max(start - CHUNK_PAD, low), min(end + CHUNK_PAD, high)))
+    return padded
 
 
 def _shifted(segment: dict, offset: float) -> dict:
@@ -154,8 +161,6 @@ def _split_by_speaker(segment: dict, turns: list[Turn], channel: int) -> list[di
             pieces[-1]["words"].append(word)
         else:
             pieces.append({"channel": channel, "speaker": speaker, "words": [word]})
-    for piece in pieces:
-        piece.update(start=piece["words"][0]["start"], end=piece["words"][-1]["end"],
-                     text=" ".join(w["word"] for w in piece["words"]))
-    return [{"channel": p["channel"], "speaker": p["speaker"], "start": p["start"], "end": p["end"],
-             "text": p["text"], "words": p["words"]} for p in pieces]
+    return [{"channel": channel, "speaker": p["speaker"], "start": p["words"][0]["start"],
+             "end": p["words"][-1]["end"], "text": "".join(w["spaced"] for w in p["words"]).strip(),
+             "words": [{k: v for k, v in w.items() if k != "spaced"} for w in p["words"]]} for p in pieces]

@@ -39,8 +39,10 @@ def load(engine: str, model_name: str, threads: int) -> Transcriber:
 
 
 def _segment(start: float, end: float, text: str, words: list[tuple[str, float, float, float]]) -> Segment:
+    # "spaced" keeps the word as the model wrote it, with its leading space or none ("c" "'est"),
+    # so that text cut at a speaker change joins back as the model meant it.
     return {"start": round(float(start), 3), "end": round(float(end), 3), "text": text.strip(),
-            "words": [{"word": w.strip(), "start": round(float(s), 3), "end": round(float(e), 3),
+            "words": [{"word": w.strip(), "spaced": w, "start": round(float(s), 3), "end": round(float(e), 3),
                        "confidence": round(float(p), 3)} for w, s, e, p in words]}
 
 
