@@ -456,7 +456,7 @@ def report(console, command: list[str], corpus: dict, runs: dict, started: datet
     table.add_column("language")
     table.add_column("words", justify="right")
     control = any(mode == CONTROL for _, _, mode in runs)
-    for name in ("diarist", "bare", "diarist - bare", "check") + (("bare, no cond.", "diarist - that"),) * control:
+    for name in ("diarist", "bare", "diarist - bare", "check") + (("bare, no cond.", "diarist - that") if control else ()):
         table.add_column(name, justify="right")
     for engine, model in configs:
         modes = MODES + (CONTROL,) * control
