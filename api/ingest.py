@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
 from diarist.streams.blobs import LocalBlobStore, TooLarge
@@ -22,11 +22,13 @@ from diarist.streams.models import MODELS
 from .problems import Problem
 
 CHUNK = 1 << 16
-OPTION_FIELDS = {"tag", "language", "model", "callback_urls", "metadata", "task", "engine", "diarization",
-                 "speakers_count", "min_speakers", "max_speakers", "clustering_threshold", "hints"}
+OPTION_FIELDS = {"tag", "language", "model", "callback_urls", "callback_headers", "metadata", "task", "engine",
+                 "diarization", "speakers_count", "min_speakers", "max_speakers", "clustering_threshold", "hints",
+                 "delete_after_seconds"}
 TASKS = ("TRANSCRIPTION", "LANGUAGE_IDENTIFICATION")
 ENGINES = ("faster-whisper", "openai-whisper")
 MAX_SPEAKERS = 20
+MAX_RETENTION_SECONDS = 365 * 24 * 3600
 LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 
 
@@ -60,12 +62,21 @@ def parse_options(raw: Any) -> dict[str, Any]:
     if (not isinstance(callback_urls, list)
             or not all(isinstance(u, str) and urlsplit(u).scheme in ("http", "https") for u in callback_urls)):
         raise Problem(422, "callback_urls must be a list of http or https URLs")
+    callback_headers = raw.get("callback_headers") or {}
+    if (not isinstance(callback_headers, dict) or len(callback_headers) > 20
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in callback_headers.items())):
+        raise Problem(422, "callback_headers must be an object of at most 20 header names and string values")
     if metadata is not None and not isinstance(metadata, str):
         metadata = json.dumps(metadata)
     if metadata is not None and len(metadata) > 4096:
         raise Problem(422, "metadata must be at most 4096 characters")
+    retention = raw.get("delete_after_seconds")
+    if retention is not None and (not isinstance(retention, int) or isinstance(retention, bool)
+                                  or not 0 <= retention <= MAX_RETENTION_SECONDS):
+        raise Problem(422, f"delete_after_seconds must be a whole number from 0 to {MAX_RETENTION_SECONDS}")
     return {"tag": tag, "language": language, "model": model, "callback_urls": callback_urls,
-            "metadata": metadata, **_speech_options(raw)}
+            "callback_headers": callback_headers, "metadata": metadata, "delete_after_seconds": retention,
+            **_speech_options(raw)}
 
 
 def _speech_options(raw: dict[str, Any]) -> dict[str, Any]:
@@ -100,17 +111,37 @@ def _speech_options(raw: dict[str, Any]) -> dict[str, Any]:
 
 async def from_upload(request: Request, blobs: LocalBlobStore, key: str, max_bytes: int) -> tuple[Media, dict]:
     """A multipart/form-data body: file part `media`, optional JSON part `options`."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes + CHUNK:
-        raise _too_large(max_bytes)
-    try:
-        form = await request.form(max_files=1, max_fields=8)
-    except Exception as exc:  # python-multipart and Starlette raise several kinds
-        raise Problem(400, f"the multipart body could not be read: {exc}") from None
+    form = await read_form(request, max_bytes)
     upload = form.get("media")
     if not isinstance(upload, UploadFile):
         raise Problem(400, "the multipart body needs a file part named 'media'")
     options = _options_part(form.get("options"))
+    return await store_upload(upload, blobs, key, max_bytes), options
+
+
+async def from_url(body: dict, blobs: LocalBlobStore, key: str, max_bytes: int,
+                   timeout: float) -> tuple[Media, dict]:
+    """A JSON body with `media_url` (http or https) and optional `options`."""
+    unknown = set(body) - {"media_url", "options"}
+    if unknown:
+        raise Problem(422, f"unknown fields: {', '.join(sorted(unknown))}")
+    options = parse_options(body.get("options"))
+    return await fetch(body.get("media_url"), blobs, key, max_bytes, timeout), options
+
+
+async def read_form(request: Request, max_bytes: int, max_fields: int = 8) -> FormData:
+    """The multipart form, refused early when it says it is larger than the service takes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes + CHUNK:
+        raise _too_large(max_bytes)
+    try:
+        return await request.form(max_files=1, max_fields=max_fields)
+    except Exception as exc:  # python-multipart and Starlette raise several kinds
+        raise Problem(400, f"the multipart body could not be read: {exc}") from None
+
+
+async def store_upload(upload: UploadFile, blobs: LocalBlobStore, key: str, max_bytes: int) -> Media:
+    """An uploaded file part, into the blob store."""
     try:
         md5, size = await blobs.write_stream(key, _upload_chunks(upload), max_bytes)
     except TooLarge:
@@ -121,22 +152,17 @@ async def from_upload(request: Request, blobs: LocalBlobStore, key: str, max_byt
         blobs.delete(key)
         raise Problem(400, "the media file is empty")
     filename = PurePosixPath(upload.filename or "media").name
-    return Media(filename, md5, size, upload.content_type), options
+    return Media(filename, md5, size, upload.content_type)
 
 
-async def from_url(body: dict, blobs: LocalBlobStore, key: str, max_bytes: int,
-                   timeout: float) -> tuple[Media, dict]:
-    """A JSON body with `media_url` (http or https) and optional `options`."""
-    url = body.get("media_url")
-    unknown = set(body) - {"media_url", "options"}
-    if unknown:
-        raise Problem(422, f"unknown fields: {', '.join(sorted(unknown))}")
+async def fetch(url: Any, blobs: LocalBlobStore, key: str, max_bytes: int, timeout: float,
+                headers: dict[str, str] | None = None) -> Media:
+    """The media at an http or https URL (sent with these headers), streamed into the blob store."""
     if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
         raise Problem(422, "media_url must be an http or https URL")
-    options = parse_options(body.get("options"))
     try:
         async with httpx.AsyncClient(timeout=timeout, follow_redirects=True) as client:
-            async with client.stream("GET", url) as response:
+            async with client.stream("GET", url, headers=headers) as response:
                 if response.status_code != 200:
                     raise Problem(422, f"media_url answered HTTP {response.status_code}")
                 md5, size = await blobs.write_stream(key, response.aiter_bytes(CHUNK), max_bytes)
@@ -151,7 +177,7 @@ async def from_url(body: dict, blobs: LocalBlobStore, key: str, max_bytes: int,
         blobs.delete(key)
         raise Problem(422, "media_url gave an empty body")
     filename = PurePosixPath(urlsplit(url).path).name or "media"
-    return Media(filename, md5, size, content_type), options
+    return Media(filename, md5, size, content_type)
 
 
 def _options_part(part: Any) -> dict:

@@ -1,4 +1,4 @@
-"""A secondary index of jobs for listing: newest first, by status or tag, with cursors.
+"""A secondary index of jobs for listing: newest first, filtered by status, tag, task or filename.
 
 Listing must stay fast at millions of jobs, so it never scans the jobs table: it walks one
 sorted key range in RocksDB and stops after a page. Keys sort newest first because they hold
@@ -34,6 +34,11 @@ class InvalidCursor(ValueError):
     pass
 
 
+# Filters with keys of their own, the most selective first: a page walks the key range of the
+# first filter given and checks the others on each job's entry.
+FILTERS = {"tag": "t", "filename": "f", "status": "s", "task": "k"}  # filter -> key prefix
+
+
 class JobIndex:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -41,8 +46,9 @@ class JobIndex:
 
     def put(self, job: dict) -> None:
         """Indexes the job as it is now, dropping its keys for what it was."""
-        entry = {"status": job["status"], "tag": job["spec"]["options"]["tag"],
-                 "inv": _inverted(job["created_at"])}
+        options = job["spec"]["options"]
+        entry = {"status": job["status"], "tag": options["tag"], "task": options.get("task", "TRANSCRIPTION"),
+                 "filename": job["spec"]["filename"], "inv": _inverted(job["created_at"])}
         old = self.db.get(f"j{SEP}{job['id']}")
         old = json.loads(old) if old else None
         if old == entry:
@@ -73,16 +79,10 @@ class JobIndex:
                 self.db.delete(key)
         return len(keep)
 
-    def page(self, *, status: str | None = None, tag: str | None = None,
-             created_after: datetime | None = None, created_before: datetime | None = None,
-             cursor: str | None = None, limit: int = 50) -> Page:
+    def page(self, *, created_after: datetime | None = None, created_before: datetime | None = None,
+             cursor: str | None = None, limit: int = 50, **filters: str | None) -> Page:
         """Job ids newest first, created_after inclusive, created_before exclusive."""
-        if status:
-            prefix = f"s{SEP}{status}{SEP}"
-        elif tag:
-            prefix = f"t{SEP}{tag}{SEP}"
-        else:
-            prefix = f"c{SEP}"
+        prefix, checks = self._plan(filters)
         start = prefix
         if created_before:
             start = prefix + f"{int(_inverted(created_before)) + 1:013d}"
@@ -92,25 +92,55 @@ class JobIndex:
         stop_inv = _inverted(created_after) if created_after else None
 
         ids: list[str] = []
-        it = self.db.iter()
-        it.seek(start)
-        while it.valid():
-            key = it.key()
-            if not key.startswith(prefix):
-                break
-            inv, job_id = key[len(prefix):].split(SEP)
-            it.next()
+        for inv, job_id in self._walk(prefix, start, checks):
             if stop_inv and inv > stop_inv:
                 break
             if f"{inv}{SEP}{job_id}" == after_cursor:
-                continue
-            if status and tag and json.loads(self.db[f"j{SEP}{job_id}"])["tag"] != tag:
                 continue
             if len(ids) == limit:
                 last = ids[-1]
                 return Page(ids, _encode_cursor(f"{self._inv_of(last)}{SEP}{last}"))
             ids.append(job_id)
         return Page(ids, None)
+
+    def count(self, *, created_after: datetime | None = None, created_before: datetime | None = None,
+              **filters: str | None) -> int:
+        """How many jobs match: a walk over index keys, never over the jobs themselves."""
+        prefix, checks = self._plan(filters)
+        start = prefix + (f"{int(_inverted(created_before)) + 1:013d}" if created_before else "")
+        stop_inv = _inverted(created_after) if created_after else None
+        total = 0
+        for inv, _ in self._walk(prefix, start, checks):
+            if stop_inv and inv > stop_inv:
+                break
+            total += 1
+        return total
+
+    def _plan(self, filters: dict[str, str | None]) -> tuple[str, dict[str, str]]:
+        unknown = set(filters) - set(FILTERS)
+        if unknown:
+            raise TypeError(f"no index on {', '.join(sorted(unknown))}")
+        given = {name: value for name, value in filters.items() if value is not None}
+        first = next((name for name in FILTERS if name in given), None)
+        if first is None:
+            return f"c{SEP}", {}
+        return f"{FILTERS[first]}{SEP}{given.pop(first)}{SEP}", given
+
+    def _walk(self, prefix: str, start: str, checks: dict[str, str]):
+        """(inverted time, job id) of the keys under prefix from start, that pass the checks."""
+        it = self.db.iter()
+        it.seek(start)
+        while it.valid():
+            key = it.key()
+            if not key.startswith(prefix):
+                return
+            inv, job_id = key[len(prefix):].split(SEP)
+            it.next()
+            if checks:
+                entry = json.loads(self.db[f"j{SEP}{job_id}"])
+                if any(entry.get(name) != value for name, value in checks.items()):
+                    continue
+            yield inv, job_id
 
     def close(self) -> None:
         self.db.close()
@@ -120,9 +150,10 @@ class JobIndex:
 
     @staticmethod
     def _keys(job_id: str, entry: dict) -> list[str]:
-        keys = [f"c{SEP}{entry['inv']}{SEP}{job_id}", f"s{SEP}{entry['status']}{SEP}{entry['inv']}{SEP}{job_id}"]
-        if entry["tag"]:
-            keys.append(f"t{SEP}{entry['tag']}{SEP}{entry['inv']}{SEP}{job_id}")
+        keys = [f"c{SEP}{entry['inv']}{SEP}{job_id}"]
+        for name in FILTERS:
+            if entry.get(name):
+                keys.append(f"{FILTERS[name]}{SEP}{entry[name]}{SEP}{entry['inv']}{SEP}{job_id}")
         return keys
 
 

@@ -8,9 +8,10 @@ from diarist.streams.jobindex import InvalidCursor, JobIndex
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
 
 
-def job(n: int, status: str = "QUEUED", tag: str | None = None) -> dict:
+def job(n: int, status: str = "QUEUED", tag: str | None = None, task: str = "TRANSCRIPTION",
+        filename: str = "a.wav") -> dict:
     return {"id": f"job{n:03d}", "status": status, "created_at": T0 + timedelta(seconds=n),
-            "spec": {"options": {"tag": tag}}}
+            "spec": {"filename": filename, "options": {"tag": tag, "task": task}}}
 
 
 @pytest.fixture
@@ -64,3 +65,26 @@ def test_status_and_tag_together(index):
 def test_a_forged_cursor_is_refused(index):
     with pytest.raises(InvalidCursor):
         index.page(cursor="bm90IGEgY3Vyc29y", limit=5)
+
+
+def test_task_and_filename_filter_with_the_others(index):
+    index.put(job(1, task="LANGUAGE_IDENTIFICATION", filename="x.wav"))
+    index.put(job(2, task="TRANSCRIPTION", filename="x.wav", tag="a"))
+    index.put(job(3, task="LANGUAGE_IDENTIFICATION", filename="y.wav", tag="a"))
+    assert index.page(task="LANGUAGE_IDENTIFICATION", limit=50).ids == ["job003", "job001"]
+    assert index.page(filename="x.wav", limit=50).ids == ["job002", "job001"]
+    assert index.page(tag="a", task="TRANSCRIPTION", limit=50).ids == ["job002"]
+    assert all_pages(index, task="LANGUAGE_IDENTIFICATION") == ["job003", "job001"]
+
+
+def test_count_agrees_with_the_pages(index):
+    for n in range(12):
+        index.put(job(n, status="COMPLETED" if n % 3 else "FAILED", tag="even" if n % 2 == 0 else None))
+    for filters in ({}, {"status": "FAILED"}, {"tag": "even"}, {"tag": "even", "status": "COMPLETED"}):
+        assert index.count(**filters) == len(all_pages(index, **filters))
+    assert index.count(created_after=T0 + timedelta(seconds=4), created_before=T0 + timedelta(seconds=8)) == 4
+
+
+def test_an_unknown_filter_is_a_programming_error(index):
+    with pytest.raises(TypeError):
+        index.page(colour="red", limit=5)
