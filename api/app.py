@@ -8,14 +8,14 @@ from starlette.middleware import Middleware
 
 from diarist.streams.worker import JobsWorker
 
-from . import health, jobs
+from . import cpqd, deepaffects, health, jobs, nyt, rev
 from .auth import BearerAuth
 from .problems import EXCEPTION_HANDLERS
 
 
 def create_edge(worker: JobsWorker) -> Starlette:
     app = Starlette(
-        routes=[*health.routes, *jobs.routes],
+        routes=[*health.routes, *jobs.routes, *cpqd.routes, *rev.routes, *nyt.routes, *deepaffects.routes],
         middleware=[Middleware(BearerAuth, keys=worker.settings.api_keys())],
         exception_handlers=EXCEPTION_HANDLERS,
     )

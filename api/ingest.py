@@ -40,8 +40,11 @@ class Media:
     content_type: str | None
 
 
-def parse_options(raw: Any) -> dict[str, Any]:
-    """JobOptions from what the client sent; 422 for anything this API does not take."""
+def parse_options(raw: Any, api: str = "diarist") -> dict[str, Any]:
+    """JobOptions from what the client sent; 422 for anything this API does not take.
+
+    `api` names the surface the job comes through (a facade passes its own), so that what the
+    job later says of itself, such as its callbacks, speaks that surface's language."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -74,7 +77,7 @@ def parse_options(raw: Any) -> dict[str, Any]:
     if retention is not None and (not isinstance(retention, int) or isinstance(retention, bool)
                                   or not 0 <= retention <= MAX_RETENTION_SECONDS):
         raise Problem(422, f"delete_after_seconds must be a whole number from 0 to {MAX_RETENTION_SECONDS}")
-    return {"tag": tag, "language": language, "model": model, "callback_urls": callback_urls,
+    return {"api": api, "tag": tag, "language": language, "model": model, "callback_urls": callback_urls,
             "callback_headers": callback_headers, "metadata": metadata, "delete_after_seconds": retention,
             **_speech_options(raw)}
 

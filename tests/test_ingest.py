@@ -56,7 +56,7 @@ def test_an_upload_is_stored_with_its_checksum(client, blobs):
     response = client.post("/upload", files={"media": ("../../etc/a.wav", body)})
     assert response.status_code == 200
     assert response.json() == {"md5": hashlib.md5(body).hexdigest(), "size": CAP, "filename": "a.wav",
-                               "options": {"tag": None, "language": None, "model": None,
+                               "options": {"api": "diarist", "tag": None, "language": None, "model": None,
                                            "callback_urls": [], "callback_headers": {}, "metadata": None,
                                                "delete_after_seconds": None, "task": "TRANSCRIPTION",
                                            "engine": None, "diarization": True, "speakers_count": None,
