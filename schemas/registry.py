@@ -31,6 +31,7 @@ MESSAGES = (
     "diarist.JobStopped",
     "diarist.JobRetried",
     "diarist.JobDeleted",
+    "diarist.JobCallbackFailed",
     "diarist.MediaSubmitted",
     "diarist.Job",
     "diarist.InferenceHeartbeat",

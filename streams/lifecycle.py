@@ -4,8 +4,9 @@ Every versioned event names the version it makes; it applies only on top of the 
 before it, and only where the state machine allows it. So the fold is idempotent by
 construction: a replayed or duplicated event finds its version taken and changes nothing, and
 two writers racing for the same version cannot both win (the loser re-reads and decides again).
-Progress events are the one exception: they belong to a version instead of making one, and
-apply only when they report more progress than the job has.
+Progress and callback failures are the exceptions: they belong to a version instead of making
+one. Progress applies only when it reports more progress than the job has; a callback failure
+only to the job's current attempt, and only the first one, so that it too applies once.
 """
 from __future__ import annotations
 
@@ -28,8 +29,13 @@ FAILED_EVENT = "diarist.JobFailed"
 STOPPED_EVENT = "diarist.JobStopped"
 RETRIED = "diarist.JobRetried"
 DELETED_EVENT = "diarist.JobDeleted"
+CALLBACK_FAILED = "diarist.JobCallbackFailed"
 LIFECYCLE_EVENTS = (CREATED, STARTED, DIARIZED, PROGRESS, COMPLETED_EVENT, FAILED_EVENT,
-                    STOPPED_EVENT, RETRIED, DELETED_EVENT)
+                    STOPPED_EVENT, RETRIED, DELETED_EVENT, CALLBACK_FAILED)
+# Events that belong to the version they name instead of making the next one.
+UNVERSIONED = frozenset({PROGRESS, CALLBACK_FAILED})
+# The events that end a run: a job's callbacks are sent, and its retention counted, from these.
+ENDINGS = frozenset({COMPLETED_EVENT, FAILED_EVENT, STOPPED_EVENT})
 
 # event -> (statuses it may follow, status it leads to)
 TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
@@ -74,6 +80,8 @@ def refusal(job: Job | None, name: str, event: Event) -> str | None:
         if job["status"] != IN_PROGRESS or event["version"] != job["version"]:
             return "progress of a run that is over"
         return None if event["percent"] > job["progress"] else "no new progress"
+    if name == CALLBACK_FAILED:
+        return _callback_refusal(job, event)
     if event["version"] <= job["version"]:
         return f"version {event['version']} is already taken (the job is at {job['version']})"
     if event["version"] != job["version"] + 1:
@@ -84,6 +92,17 @@ def refusal(job: Job | None, name: str, event: Event) -> str | None:
         return f"{article} {job['status']} job cannot be {EVENT_WORDS[name]}"
     if name == DIARIZED and job["diarized_at"] is not None:
         return "the job is already diarized"
+    return None
+
+
+def _callback_refusal(job: Job, event: Event) -> str | None:
+    if job["callback_failure_reason"] is not None:
+        return "a callback failure is already recorded"
+    since = [t["event"] for t in job["history"] if t["version"] >= event["version"]]
+    if not since or since[0] not in {EVENT_WORDS[name] for name in ENDINGS}:
+        return f"the job did not end at version {event['version']}"
+    if EVENT_WORDS[RETRIED] in since:
+        return "a callback of an earlier attempt"
     return None
 
 
@@ -98,6 +117,9 @@ def fold(job: Job | None, name: str, event: Event) -> Job | None:
     job["updated_at"] = at
     if name == PROGRESS:
         job["progress"] = event["percent"]
+        return job
+    if name == CALLBACK_FAILED:
+        job["callback_failure_reason"] = f"the callback to {event['url']} failed: {event['reason']}"
         return job
     job["version"] = event["version"]
     job["status"] = TRANSITIONS[name][1]
@@ -114,7 +136,7 @@ def fold(job: Job | None, name: str, event: Event) -> Job | None:
         job["failure_reason"] = event["reason"]
     elif name == RETRIED:
         job.update(attempt=job["attempt"] + 1, started_at=None, diarized_at=None, completed_at=None,
-                   progress=0.0, failure_reason=None, result=None)
+                   progress=0.0, failure_reason=None, callback_failure_reason=None, result=None)
     elif name == DELETED_EVENT:
         job["result"] = None
     return job

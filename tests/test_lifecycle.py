@@ -26,6 +26,7 @@ PAYLOADS = {
     lc.STOPPED_EVENT: {"reason": None},
     lc.RETRIED: {"spec": SPEC},
     lc.DELETED_EVENT: {},
+    lc.CALLBACK_FAILED: {"url": "https://example.com/hook", "reason": "HTTP 500, 5 attempts"},
 }
 
 
@@ -89,8 +90,9 @@ def events(draw):
     sequence, job = [], None
     for _ in range(draw(st.integers(0, 25))):
         name = draw(st.sampled_from(lc.LIFECYCLE_EVENTS))
-        # Progress belongs to the version its writer read; the rest make the next one.
-        reach = (job["version"] if job else 0) + (name != lc.PROGRESS)
+        # Progress and callback failures belong to the version their writer read; the rest
+        # make the next one.
+        reach = (job["version"] if job else 0) + (name not in lc.UNVERSIONED)
         version = draw(st.integers(1, max(reach, 1)))
         extra = {"percent": draw(st.sampled_from([10.0, 50.0, 90.0]))} if name == lc.PROGRESS else {}
         sequence.append(ev(name, version, draw(st.integers(0, 1)), **extra))
@@ -126,3 +128,24 @@ def test_a_refused_event_leaves_the_job_untouched(sequence):
         else:
             assert after is not job
         job = after
+
+
+def test_a_callback_failure_is_recorded_without_a_version():
+    completed = fold_all([ev(lc.CREATED, 1), ev(lc.STARTED, 2), ev(lc.COMPLETED_EVENT, 3)])
+    job = lc.fold(completed, *ev(lc.CALLBACK_FAILED, 3))
+    assert job["version"] == 3 and job["history"] == completed["history"]
+    assert job["callback_failure_reason"] == "the callback to https://example.com/hook failed: HTTP 500, 5 attempts"
+    # The first failure stays; another one, or the same one again, changes nothing.
+    assert lc.fold(job, *ev(lc.CALLBACK_FAILED, 3, 1, url="https://example.org/b")) is job
+    assert lc.fold(job, *ev(lc.CALLBACK_FAILED, 3)) is job
+    # A deletion keeps it: the job still says why its callback failed.
+    assert lc.fold(job, *ev(lc.DELETED_EVENT, 4))["callback_failure_reason"] == job["callback_failure_reason"]
+
+
+def test_a_callback_failure_belongs_to_the_end_of_the_current_attempt():
+    running = fold_all([ev(lc.CREATED, 1), ev(lc.STARTED, 2)])
+    assert "did not end at version 2" in lc.refusal(running, *ev(lc.CALLBACK_FAILED, 2))
+    failed = fold_all([ev(lc.FAILED_EVENT, 3)], running)
+    retried = fold_all([ev(lc.CALLBACK_FAILED, 3), ev(lc.RETRIED, 4)], failed)
+    assert retried["callback_failure_reason"] is None
+    assert lc.refusal(retried, *ev(lc.CALLBACK_FAILED, 3)) == "a callback of an earlier attempt"
