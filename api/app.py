@@ -8,14 +8,17 @@ from starlette.middleware import Middleware
 
 from diarist.streams.worker import JobsWorker
 
-from . import cpqd, deepaffects, health, jobs, nyt, rev
+from . import cpqd, deepaffects, docs, health, jobs, nyt, rev
 from .auth import BearerAuth
 from .problems import EXCEPTION_HANDLERS
+
+# Every route of the edge; tests/test_openapi.py checks that the OpenAPI document describes each one.
+routes = [*health.routes, *jobs.routes, *cpqd.routes, *rev.routes, *nyt.routes, *deepaffects.routes, *docs.routes]
 
 
 def create_edge(worker: JobsWorker) -> Starlette:
     app = Starlette(
-        routes=[*health.routes, *jobs.routes, *cpqd.routes, *rev.routes, *nyt.routes, *deepaffects.routes],
+        routes=routes,
         middleware=[Middleware(BearerAuth, keys=worker.settings.api_keys())],
         exception_handlers=EXCEPTION_HANDLERS,
     )

@@ -1,4 +1,4 @@
-"""Bearer-key authentication for everything but the health check."""
+"""Bearer-key authentication for everything but the health check and the API's documentation."""
 from __future__ import annotations
 
 import hmac
@@ -8,7 +8,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .problems import problem_response
 
-OPEN_PATHS = frozenset({"/healthz"})
+OPEN_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/trd/v3/openapi.json", "/trd/v3/docs"})
+OPEN_PREFIXES = ("/docs/",)  # Swagger UI's files
 
 
 class BearerAuth:
@@ -17,7 +18,7 @@ class BearerAuth:
         self.keys = keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["path"].startswith(OPEN_PREFIXES):
             return await self.app(scope, receive, send)
         request = Request(scope)
         scheme, _, token = request.headers.get("authorization", "").partition(" ")

@@ -39,3 +39,29 @@ def _broker_reachable(admin: AdminClient) -> bool:
 
 
 routes = [Route("/healthz", healthz, methods=["GET"])]
+
+# OpenAPI 3.1 path item of this route, merged into the service's document by api/openapi.py.
+_HEALTH = {"application/json": {"schema": {
+    "type": "object", "required": ["status", "checks", "jobs_workers", "inference_workers"],
+    "properties": {
+        "status": {"type": "string", "enum": ["ok", "unavailable"]},
+        "checks": {"type": "object", "properties": {"broker": {"type": "boolean"},
+                                                    "tables_recovered": {"type": "boolean"},
+                                                    "model_loaded": {"type": "boolean"}}},
+        "jobs_workers": {"type": "array", "items": {"type": "string", "format": "uri"},
+                         "description": "the edges of every jobs worker"},
+        "inference_workers": {"type": "array", "items": {"type": "object", "properties": {
+            "worker": {"type": "string"}, "model": {"type": "string"}, "loaded": {"type": "boolean"},
+            "device": {"type": "string"}, "seen_at": {"type": "string", "format": "date-time"}}}},
+    }}}}
+paths = {
+    "/healthz": {
+        "get": {
+            "summary": "Is the broker reachable, are the tables recovered, is a model loaded",
+            "operationId": "healthz",
+            "security": [],
+            "responses": {"200": {"description": "every check passes", "content": _HEALTH},
+                          "503": {"description": "some check fails", "content": _HEALTH}},
+        },
+    },
+}

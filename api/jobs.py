@@ -139,3 +139,132 @@ routes = [
     Route("/v1/jobs/{job_id}/stop", stop_job, methods=["POST"]),
     Route("/v1/jobs/{job_id}/retry", retry_job, methods=["POST"]),
 ]
+
+# OpenAPI 3.1 path items of these routes, merged into the service's document by api/openapi.py.
+_JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_FILTERS = [
+    {"name": "status", "in": "query", "schema": {"type": "string", "enum": list(STATUSES)}},
+    {"name": "task", "in": "query", "schema": {"type": "string", "enum": [t.lower() for t in ingest.TASKS]}},
+    {"name": "tag", "in": "query", "schema": {"type": "string"}},
+    {"name": "filename", "in": "query", "schema": {"type": "string"}},
+    {"name": "created_after", "in": "query", "description": "inclusive; ISO 8601 with a UTC offset",
+     "schema": {"type": "string", "format": "date-time"}},
+    {"name": "created_before", "in": "query", "description": "exclusive; ISO 8601 with a UTC offset",
+     "schema": {"type": "string", "format": "date-time"}},
+]
+_UNAUTHORIZED = {"$ref": "#/components/responses/Unauthorized"}
+
+
+def _problem(description: str) -> dict:
+    return {"description": description,
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+
+
+def _job(description: str, headers: dict | None = None) -> dict:
+    response = {"description": description,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}}
+    return {**response, "headers": headers} if headers else response
+
+
+def _command(verb: str, summary: str) -> dict:
+    return {"summary": summary, "operationId": f"jobs_{verb}",
+            "responses": {"200": _job("the job after the change"), "401": _UNAUTHORIZED,
+                          "404": _problem("no such job"), "409": _problem("the job's state does not allow it; "
+                                                                         "detail says why"),
+                          "503": _problem("recorded but not yet applied; read the job again after Retry-After")}}
+
+
+paths = {
+    "/v1/jobs": {
+        "post": {
+            "summary": "Create a job from an upload or a media_url",
+            "operationId": "jobs_create",
+            "requestBody": {"required": True, "content": {
+                "multipart/form-data": {
+                    "schema": {"type": "object", "required": ["media"], "properties": {
+                        "media": {"type": "string", "contentMediaType": "application/octet-stream"},
+                        "options": {"type": "string", "description": "JobOptions as JSON text"}}},
+                    "encoding": {"options": {"contentType": "application/json"}}},
+                "application/json": {
+                    "schema": {"type": "object", "required": ["media_url"], "additionalProperties": False,
+                               "properties": {"media_url": {"type": "string", "format": "uri"},
+                                              "options": {"$ref": "#/components/schemas/JobOptions"}}}}}},
+            "responses": {
+                "201": _job("the job, QUEUED", {"Location": {"schema": {"type": "string"},
+                                                             "description": "/v1/jobs/{id}"}}),
+                "400": _problem("an unreadable body, no media part, an empty file, or options that are not JSON"),
+                "401": _UNAUTHORIZED,
+                "413": _problem("the media is larger than this service takes"),
+                "415": _problem("neither multipart/form-data nor application/json"),
+                "422": _problem("invalid options, or a media_url that is not http(s), does not answer 200, or is empty"),
+            },
+        },
+        "get": {
+            "summary": "List jobs, newest first",
+            "operationId": "jobs_list",
+            "parameters": [*_FILTERS,
+                           {"name": "limit", "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}},
+                           {"name": "cursor", "in": "query", "description": "next_cursor of the previous page",
+                            "schema": {"type": "string"}}],
+            "responses": {
+                "200": {"description": "one page; next_cursor is null on the last", "content": {"application/json": {
+                    "schema": {"type": "object", "required": ["jobs", "next_cursor"], "properties": {
+                        "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
+                        "next_cursor": {"type": ["string", "null"]}}}}}},
+                "401": _UNAUTHORIZED,
+                "422": _problem("an unknown status or task, a bad date, limit or cursor"),
+            },
+        },
+    },
+    "/v1/jobs/count": {
+        "get": {
+            "summary": "Count the jobs that match the filters",
+            "operationId": "jobs_count",
+            "parameters": _FILTERS,
+            "responses": {
+                "200": {"description": "how many jobs match", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["count"], "properties": {"count": {"type": "integer"}}}}}},
+                "401": _UNAUTHORIZED,
+                "422": _problem("an unknown status or task, or a bad date"),
+            },
+        },
+    },
+    "/v1/jobs/{job_id}": {
+        "parameters": [_JOB_ID],
+        "get": {
+            "summary": "Read a job",
+            "operationId": "jobs_get",
+            "responses": {
+                "200": _job("the job; a deleted one is DELETED", {SERVED_BY: {
+                    "schema": {"type": "string"}, "description": "the jobs worker whose table holds the job"}}),
+                "401": _UNAUTHORIZED,
+                "404": _problem("no such job"),
+            },
+        },
+        "delete": _command("delete", "Delete a job's media and result (the record stays, DELETED)"),
+    },
+    "/v1/jobs/{job_id}/result": {
+        "parameters": [_JOB_ID],
+        "get": {
+            "summary": "A COMPLETED job's transcript, in one of several formats",
+            "operationId": "jobs_result",
+            "parameters": [{"name": "format", "in": "query",
+                            "schema": {"type": "string", "enum": list(RESULT_FORMATS), "default": "json"}}],
+            "responses": {
+                "200": {"description": "the transcript", "content": {
+                    media_type.split(";")[0]: {"schema": {"$ref": "#/components/schemas/Result"} if fmt == "json"
+                                               else {"type": "string"}}
+                    for fmt, (_, media_type) in RESULT_FORMATS.items()}},
+                "401": _UNAUTHORIZED,
+                "404": _problem("no such job"),
+                "409": _problem("the job is not COMPLETED yet; job_status says what it is"),
+                "410": _problem("the job was deleted, and its result with it"),
+                "422": _problem("an unknown format"),
+            },
+        },
+    },
+    "/v1/jobs/{job_id}/stop": {"parameters": [_JOB_ID], "post": _command("stop", "Stop a QUEUED or IN_PROGRESS job")},
+    "/v1/jobs/{job_id}/retry": {"parameters": [_JOB_ID],
+                                "post": _command("retry", "Queue a FAILED or STOPPED job again")},
+}

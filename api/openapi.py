@@ -1,0 +1,206 @@
+"""The service's OpenAPI 3.1 document: every surface's `paths`, merged, with the shared components.
+
+Each surface module documents its own routes next to them (`paths`, beside `routes`), so that a
+route and its description change together; this module only puts them into one document and
+tags each operation with its surface, which is how Swagger UI groups them. tests/test_openapi.py
+checks that the routed and the documented paths are the same.
+"""
+from __future__ import annotations
+
+from functools import cache
+from importlib.metadata import version
+from types import ModuleType
+from typing import Any
+
+from . import cpqd, deepaffects, health, jobs, nyt, rev
+
+OPENAPI = "3.1.0"
+METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+BEARER = "bearer"
+APIKEY = "apikey"  # DeepAffects clients send their key as ?apikey=, as DeepAffects takes it
+
+# (tag, what the tag is, module): the surfaces in the order the document lists them.
+SURFACES: tuple[tuple[str, str, ModuleType], ...] = (
+    ("jobs", "The native job API: create, read, list, count, result, stop, retry, delete.", jobs),
+    ("health", "Whether this worker can take jobs.", health),
+    ("CPqD TRD v3", "CPqD Transcrição de Diálogos v3 (/trd/v3).", cpqd),
+    ("Rev AI", "Rev AI language identification and asynchronous speech-to-text.", rev),
+    ("NYT captions", "The New York Times captions service.", nyt),
+    ("DeepAffects", "DeepAffects asynchronous diarization and transcription.", deepaffects),
+)
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {**schema, "type": [schema["type"], "null"]}
+
+
+_TIME = {"type": "string", "format": "date-time"}
+_SECONDS = {"type": "number", "description": "seconds from the start of the media"}
+
+CHANNEL = {
+    "type": "object",
+    "required": ["channel", "duration", "speech", "silence", "redundant_of"],
+    "properties": {
+        "channel": {"type": "integer", "minimum": 0},
+        "duration": {"type": "number"},
+        "speech": {"type": "number", "description": "seconds of speech found"},
+        "silence": {"type": "number"},
+        "redundant_of": {"type": ["integer", "null"],
+                         "description": "the channel this one repeats; a repeated channel is processed once"},
+    },
+}
+
+JOB_OPTIONS = {
+    "type": "object",
+    "description": "What the job is asked to do; every option is optional, and an unknown one answers 422.",
+    "properties": {
+        "tag": {"type": "string", "maxLength": 256, "description": "free text to find jobs by"},
+        "language": {"type": "string", "description": "ISO 639 code (en, es, ...), or auto to identify it"},
+        "model": {"type": "string", "description": "base or tiny.en; absent: the worker's default"},
+        "callback_urls": {"type": "array", "items": {"type": "string", "format": "uri"},
+                          "description": "http(s) URLs notified when the job ends"},
+        "callback_headers": {"type": "object", "additionalProperties": {"type": "string"}, "maxProperties": 20,
+                             "description": "headers sent with each callback"},
+        "metadata": {"description": "your text, or any JSON kept as its text; at most 4096 characters"},
+        "task": {"type": "string", "enum": ["transcription", "language_identification"], "default": "transcription"},
+        "engine": {"type": "string", "enum": ["faster-whisper", "openai-whisper"]},
+        "diarization": {"type": "boolean", "default": True,
+                        "description": "who spoke when; false: one speaker per channel"},
+        "speakers_count": {"type": "integer", "minimum": 1, "maximum": 20},
+        "min_speakers": {"type": "integer", "minimum": 1, "maximum": 20},
+        "max_speakers": {"type": "integer", "minimum": 1, "maximum": 20},
+        "clustering_threshold": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 2,
+                                 "description": "cosine distance under which two voices are one speaker"},
+        "hints": {"type": "array", "maxItems": 200, "items": {"type": "string", "minLength": 1, "maxLength": 100},
+                  "description": "words or phrases to expect"},
+        "delete_after_seconds": {"type": "integer", "minimum": 0, "maximum": 31536000,
+                                 "description": "media and result are erased this long after the job ends"},
+    },
+}
+
+JOB = {
+    "type": "object",
+    "required": ["id", "status", "version", "attempt", "filename", "created_at", "updated_at", "progress",
+                 "options", "media", "history"],
+    "properties": {
+        "id": {"type": "string"},
+        "status": {"type": "string", "enum": list(jobs.STATUSES)},
+        "version": {"type": "integer", "description": "how many transitions the job has been through"},
+        "attempt": {"type": "integer", "description": "grows by one with each retry"},
+        "filename": {"type": "string"},
+        "created_at": _TIME,
+        "started_at": _nullable(_TIME),
+        "diarized_at": _nullable(_TIME),
+        "completed_at": _nullable(_TIME),
+        "updated_at": _TIME,
+        "progress": {"type": "number", "minimum": 0, "maximum": 100,
+                     "description": "percent of the audio transcribed"},
+        "options": {"allOf": [{"$ref": "#/components/schemas/JobOptions"}],
+                    "properties": {"api": {"type": "string", "description": "the API the job was created through"}}},
+        "media": {"type": "object", "description": "the upload's facts; the probe's (format, codec, sample_rate, "
+                                                   "channels, bit_rate, duration) once the job is diarized",
+                  "properties": {"md5": {"type": "string"}, "size": {"type": "integer"},
+                                 "content_type": {"type": ["string", "null"]}}},
+        "speakers": {"type": ["integer", "null"]},
+        "speech_seconds": {"type": ["number", "null"]},
+        "channels": {"type": "array", "items": {"$ref": "#/components/schemas/Channel"}},
+        "language": {"type": ["string", "null"]},
+        "language_probability": {"type": ["number", "null"]},
+        "failure_reason": {"type": ["string", "null"]},
+        "callback_failure_reason": {"type": ["string", "null"]},
+        "history": {"type": "array", "items": {
+            "type": "object", "properties": {"version": {"type": "integer"}, "event": {"type": "string"}, "at": _TIME}}},
+    },
+}
+
+WORD = {
+    "type": "object",
+    "required": ["word", "start", "end"],
+    "properties": {"word": {"type": "string"}, "start": _SECONDS, "end": _SECONDS,
+                   "confidence": {"type": "number", "minimum": 0, "maximum": 1}},
+}
+
+RESULT = {
+    "type": "object",
+    "description": "A COMPLETED job's result. A language identification job's has no segments.",
+    "required": ["job_id", "task", "language", "duration", "speakers", "channels", "segments"],
+    "properties": {
+        "job_id": {"type": "string"},
+        "task": {"type": "string", "enum": ["TRANSCRIPTION", "LANGUAGE_IDENTIFICATION"]},
+        "language": {"type": ["string", "null"]},
+        "language_probability": {"type": ["number", "null"]},
+        "language_confidences": {
+            "type": "array", "description": "every language the model knows, most likely first, when identified",
+            "items": {"type": "object", "properties": {"language": {"type": "string"}, "confidence": {"type": "number"}}}},
+        "duration": {"type": "number"},
+        "speakers": {"type": "integer", "description": "numbered in order of first speech, across channels"},
+        "channels": {"type": "array", "items": {"$ref": "#/components/schemas/Channel"}},
+        "segments": {"type": "array", "items": {
+            "type": "object", "required": ["channel", "speaker", "start", "end", "text"],
+            "properties": {"channel": {"type": "integer"}, "speaker": {"type": "integer"}, "start": _SECONDS,
+                           "end": _SECONDS, "text": {"type": "string"},
+                           "words": {"type": "array", "items": {"$ref": "#/components/schemas/Word"}}}}},
+    },
+}
+
+PROBLEM = {
+    "type": "object",
+    "description": "An error, as RFC 9457 (application/problem+json) has it; some carry more members.",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "format": "uri-reference", "examples": ["about:blank"]},
+        "title": {"type": "string", "examples": ["Conflict"]},
+        "status": {"type": "integer", "examples": [409]},
+        "detail": {"type": "string", "examples": ["cannot retry the job: a QUEUED job cannot be retried"]},
+        "instance": {"type": "string", "format": "uri-reference"},
+    },
+}
+
+COMPONENTS = {
+    "securitySchemes": {
+        BEARER: {"type": "http", "scheme": "bearer", "description": "an API key of this service (DIARIST_API_KEYS)"},
+        APIKEY: {"type": "apiKey", "in": "query", "name": "apikey",
+                 "description": "an API key of this service, where the DeepAffects API takes it"},
+    },
+    "schemas": {"Job": JOB, "JobOptions": JOB_OPTIONS, "Channel": CHANNEL, "Result": RESULT, "Word": WORD,
+                "Problem": PROBLEM},
+    "responses": {
+        "Unauthorized": {
+            "description": "no API key, or one this service does not know",
+            "headers": {"WWW-Authenticate": {"schema": {"type": "string", "const": "Bearer"}}},
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        },
+    },
+}
+
+
+@cache
+def document() -> dict[str, Any]:
+    """The whole service's document."""
+    return {
+        "openapi": OPENAPI,
+        "info": {"title": "diarist", "version": version("diarist"),
+                 "summary": "Speech transcription jobs: diarized, word-timed transcripts and language identification."},
+        "servers": [{"url": "/", "description": "this service"}],
+        "security": [{BEARER: []}],
+        "tags": [{"name": tag, "description": about} for tag, about, _ in SURFACES],
+        "paths": _paths(),
+        "components": COMPONENTS,
+    }
+
+
+def document_under(prefix: str, title: str) -> dict[str, Any]:
+    """The document of one surface: only the paths under `prefix`."""
+    whole = document()
+    paths = {path: item for path, item in whole["paths"].items() if path.startswith(prefix + "/")}
+    return {**whole, "info": {**whole["info"], "title": title}, "paths": paths}
+
+
+def _paths() -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for tag, _, surface in SURFACES:
+        for path, item in surface.paths.items():
+            if path in merged:
+                raise ValueError(f"{surface.__name__} documents {path}, which another surface documents")
+            merged[path] = {key: {"tags": [tag], **value} if key in METHODS else value for key, value in item.items()}
+    return merged
