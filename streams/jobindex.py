@@ -4,6 +4,9 @@ Listing must stay fast at millions of jobs, so it never scans the jobs table: it
 sorted key range in RocksDB and stops after a page. Keys sort newest first because they hold
 the inverted creation time. The index is derived state: the jobs agent updates it on every
 event it folds (idempotently), and it is rebuilt from the jobs table when it is missing.
+
+The same goes for retention: an ended job with delete_after_seconds has an expiry key, sorted
+by the time it is due for deletion, so finding the due jobs is one range walk too.
 """
 from __future__ import annotations
 
@@ -16,12 +19,29 @@ from pathlib import Path
 
 from rocksdict import Rdict
 
+from .lifecycle import COMPLETED, FAILED, STOPPED
+
 SEP = "\x00"
 _INVERT = 10**13
+EXPIRY = "e"  # key prefix of the jobs due for deletion, soonest first
+ENDED = frozenset({COMPLETED, FAILED, STOPPED})
+
+
+def _millis(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
 
 
 def _inverted(at: datetime) -> str:
-    return f"{_INVERT - int(at.timestamp() * 1000):013d}"
+    return f"{_INVERT - _millis(at):013d}"
+
+
+def _expiry(job: dict) -> str | None:
+    """When an ended job with a retention is due for deletion (ms, as its key sorts), else None."""
+    retention = job["spec"]["options"].get("delete_after_seconds")
+    if retention is None or job["status"] not in ENDED:
+        return None
+    ended_at = job["history"][-1]["at"]  # the transition that ended it
+    return f"{_millis(ended_at) + retention * 1000:013d}"
 
 
 @dataclass(frozen=True)
@@ -48,7 +68,8 @@ class JobIndex:
         """Indexes the job as it is now, dropping its keys for what it was."""
         options = job["spec"]["options"]
         entry = {"status": job["status"], "tag": options["tag"], "task": options.get("task", "TRANSCRIPTION"),
-                 "filename": job["spec"]["filename"], "inv": _inverted(job["created_at"])}
+                 "filename": job["spec"]["filename"], "inv": _inverted(job["created_at"]),
+                 "expires": _expiry(job)}
         old = self.db.get(f"j{SEP}{job['id']}")
         old = json.loads(old) if old else None
         if old == entry:
@@ -103,6 +124,16 @@ class JobIndex:
             ids.append(job_id)
         return Page(ids, None)
 
+    def due(self, until: datetime, limit: int = 500) -> list[str]:
+        """Ids of the jobs due for deletion at `until`, soonest first."""
+        until_ms = f"{_millis(until):013d}"
+        ids = []
+        for expires, job_id in self._walk(f"{EXPIRY}{SEP}", f"{EXPIRY}{SEP}", {}):
+            if expires > until_ms or len(ids) == limit:
+                break
+            ids.append(job_id)
+        return ids
+
     def count(self, *, created_after: datetime | None = None, created_before: datetime | None = None,
               **filters: str | None) -> int:
         """How many jobs match: a walk over index keys, never over the jobs themselves."""
@@ -154,6 +185,8 @@ class JobIndex:
         for name in FILTERS:
             if entry.get(name):
                 keys.append(f"{FILTERS[name]}{SEP}{entry[name]}{SEP}{entry['inv']}{SEP}{job_id}")
+        if entry.get("expires"):
+            keys.append(f"{EXPIRY}{SEP}{entry['expires']}{SEP}{job_id}")
         return keys
 
 

@@ -34,7 +34,7 @@ LIFECYCLE_EVENTS = (CREATED, STARTED, DIARIZED, PROGRESS, COMPLETED_EVENT, FAILE
                     STOPPED_EVENT, RETRIED, DELETED_EVENT, CALLBACK_FAILED)
 # Events that belong to the version they name instead of making the next one.
 UNVERSIONED = frozenset({PROGRESS, CALLBACK_FAILED})
-# The events that end a run: a job's callbacks are sent, and its retention counted, from these.
+# The events that end a run: the ones a job's callbacks announce.
 ENDINGS = frozenset({COMPLETED_EVENT, FAILED_EVENT, STOPPED_EVENT})
 
 # event -> (statuses it may follow, status it leads to)

@@ -3,6 +3,8 @@
 Agents:
 - fold-events: the only writer of the jobs table; folds every lifecycle event.
 - admit-media: turns media events from external producers into created events.
+Timers:
+- delete-expired: deletes its jobs whose retention (delete_after_seconds) ran out.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from diarist.settings import Settings
 
 from . import lifecycle as lc
+from . import retention
 from .app import decoded, faust_app, publish
 from .blobs import LocalBlobStore
 from .heartbeats import HeartbeatBoard
@@ -41,6 +44,7 @@ class JobsWorker:
         self.app.agent(self.media_topic, name="admit-media")(self._admit_media)
         self.app.task(self._index_after_each_recovery)
         self.app.task(self.heartbeats.run)
+        self.app.timer(retention.SWEEP_SECONDS, name="delete-expired")(self._delete_expired)
 
     @property
     def recovered(self) -> bool:
@@ -59,6 +63,11 @@ class JobsWorker:
             if name == "diarist.MediaSubmitted":
                 job_id = job_id_for_request(request["request_id"])
                 await self.publish(lc.CREATED, lc.make_event(job_id, 1, spec=request["spec"]))
+
+    async def _delete_expired(self) -> None:
+        # Only a settled worker's index holds exactly the jobs it owns.
+        if self.recovered and not self.app.rebalancing:
+            await retention.delete_due(self.store.index, self.commands)
 
     def owner_url(self, job_id: str) -> str | None:
         """The edge of the jobs worker that owns the job's partition; None when it is this one

@@ -88,3 +88,35 @@ def test_count_agrees_with_the_pages(index):
 def test_an_unknown_filter_is_a_programming_error(index):
     with pytest.raises(TypeError):
         index.page(colour="red", limit=5)
+
+
+def ended(n: int, status: str, delete_after_seconds: int | None, ended_after: int = 10) -> dict:
+    """Job n as it ends `ended_after` seconds after its creation, with this retention."""
+    record = job(n, status)
+    record["spec"]["options"]["delete_after_seconds"] = delete_after_seconds
+    record["history"] = [{"event": status.lower(), "at": record["created_at"] + timedelta(seconds=ended_after)}]
+    return record
+
+
+def test_ended_jobs_with_a_retention_are_due_when_it_runs_out(index):
+    index.put(ended(1, "COMPLETED", 60))
+    index.put(ended(2, "FAILED", 0))
+    index.put(ended(3, "STOPPED", 5))
+    index.put(ended(4, "COMPLETED", None))
+    ended_at = T0 + timedelta(seconds=10)
+    assert index.due(ended_at - timedelta(seconds=1)) == []
+    assert index.due(ended_at + timedelta(seconds=2)) == ["job002"]
+    assert index.due(ended_at + timedelta(seconds=70)) == ["job002", "job003", "job001"]
+    assert index.due(ended_at + timedelta(seconds=70), limit=2) == ["job002", "job003"]
+
+
+def test_a_job_that_moves_on_is_no_longer_due(index):
+    index.put(ended(1, "FAILED", 0))
+    index.put(ended(2, "COMPLETED", 0))
+    later = T0 + timedelta(hours=1)
+    index.put({**ended(1, "FAILED", 0), "status": "QUEUED"})  # retried
+    index.put({**ended(2, "COMPLETED", 0), "status": "DELETED"})
+    assert index.due(later) == []
+    # Ending again counts the retention from the new end.
+    index.put(ended(1, "COMPLETED", 0, ended_after=3600))
+    assert index.due(later) == [] and index.due(later + timedelta(hours=1)) == ["job001"]
