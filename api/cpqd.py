@@ -143,7 +143,8 @@ async def _stored(request: Request, form: FormData, key: str) -> Media:
     upload = form.get("upload_file")
     if not isinstance(upload, UploadFile):
         raise Problem(400, "the multipart body needs a file part named 'upload_file'")
-    return await ingest.store_upload(upload, core.worker(request).blobs, key, core.worker(request).settings.max_media_bytes)
+    worker = core.worker(request)
+    return await ingest.store_upload(upload, worker.blobs, key, worker.settings.max_media_bytes)
 
 
 async def _refuse_unless_short(request: Request, key: str) -> None:
@@ -385,7 +386,11 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 def _problem(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/problem+json": {"schema": {"type": "object"}}}}
+    return {"description": description,
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+
+
+UNAUTHORIZED = {"$ref": "#/components/responses/Unauthorized"}
 
 
 JOB_ID = _parameter("job_id", "path", {"type": "string"}, "The job's id")
@@ -394,19 +399,22 @@ PAGING = [_parameter("page", "query", {"type": "integer", "minimum": 1, "default
           _parameter("limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
                                         "default": DEFAULT_LIMIT}, "Jobs a page")]
 TIMESTAMP = {"type": "string", "format": "date-time"}
-JOB_SCHEMA = {"type": "object", "required": ["id", "filename", "status", "created_at", "media", "config"], "properties": {
+JOB_PROPERTIES = {
     "id": {"type": "string"}, "filename": {"type": "string"}, "status": {"type": "string", "enum": list(STATUSES)},
     "created_at": TIMESTAMP, "started_at": TIMESTAMP, "diarized_at": TIMESTAMP, "completed_at": TIMESTAMP,
     "tag": {"type": "string"}, "callback_urls": {"type": "array", "items": {"type": "string"}},
     "callback_failure_reason": {"type": "string"}, "failure_reason": {"type": "string"},
     "media": {"type": "object", "description": "md5 and size; input (sample_rate, channels, bit_rate, format, codec, "
                                                "bandwidth) and output (redundant_channel, channels) once diarized"},
-    "config": {"type": "object", "description": "priority, normalization, diarization, recognition"}}}
+    "config": {"type": "object", "description": "priority, normalization, diarization, recognition"}}
+JOB_SCHEMA = {"type": "object", "required": ["id", "filename", "status", "created_at", "media", "config"],
+              "properties": JOB_PROPERTIES}
 SEGMENTS_SCHEMA = {"type": "array", "items": {"type": "object", "properties": {
     "channel": {"type": "integer"}, "speaker": {"type": "integer"}, "start": {"type": "number"},
     "end": {"type": "number"}, "status": {"type": "string", "enum": ["RECOGNIZED"]},
     "alternatives": {"type": "array", "items": {"type": "object", "properties": {
-        "text": {"type": "string"}, "score": {"type": "integer", "minimum": 0, "maximum": 100}, "lm": {"type": "string"},
+        "text": {"type": "string"}, "score": {"type": "integer", "minimum": 0, "maximum": 100},
+        "lm": {"type": "string"},
         "words": {"type": "array", "items": {"type": "object", "properties": {
             "text": {"type": "string"}, "score": {"type": "integer", "minimum": 0, "maximum": 100},
             "start_time": {"type": "number"}, "end_time": {"type": "number"}}}}}}},
@@ -425,39 +433,45 @@ def _upload(with_callbacks: bool) -> dict[str, Any]:
                                   "config": {"type": "array", "items": {"type": "string"},
                                              "description": CONFIG_DESCRIPTION}}
     if with_callbacks:
-        properties["callback_urls"] = {"type": "array", "items": {"type": "string", "format": "uri"},
-                                       "description": "URLs told when the job ends; repeat the field or separate with commas"}
+        properties["callback_urls"] = {
+            "type": "array", "items": {"type": "string", "format": "uri"},
+            "description": "URLs told when the job ends; repeat the field or separate with commas"}
     return {"required": True, "content": {"multipart/form-data": {
         "schema": {"type": "object", "required": ["upload_file"], "properties": properties}}}}
 
 
-def _command(summary: str, refused: str) -> dict[str, Any]:
-    return {"summary": summary, "parameters": [JOB_ID],
-            "responses": {"200": _json(JOB_BODY, "The job after it"), "401": _problem("No valid API key"),
-                          "404": _problem("No such job"), "409": _problem(refused)}}
+def _command(verb: str, summary: str, refused: str) -> dict[str, Any]:
+    return {"summary": summary, "operationId": f"cpqd_{verb}", "parameters": [JOB_ID],
+            "responses": {"200": _json(JOB_BODY, "The job after it"), "401": UNAUTHORIZED,
+                          "404": _problem("No such job"), "409": _problem(refused),
+                          "503": _problem("Recorded but not yet applied; read the job again after Retry-After")}}
 
 
 paths: dict[str, Any] = {
     "/trd/v3/transcribe": {"post": {
+        "operationId": "cpqd_transcribe",
         "summary": f"Transcribe up to {SYNC_MAX_SECONDS:g} s of audio and answer the finished job with its segments",
         "description": "The job's media and result are erased once it is answered, as CPqD does.",
         "parameters": [TAG], "requestBody": _upload(with_callbacks=False),
         "responses": {"200": _json(RESULT_BODY, "The job; its segments when it COMPLETED"),
                       "400": _problem("No upload_file, or a config that is neither JSON nor key=value"),
-                      "401": _problem("No valid API key"),
+                      "401": UNAUTHORIZED,
                       "413": _problem(f"Longer than {SYNC_MAX_SECONDS:g} s, or larger than the service takes"),
                       "422": _problem("Unknown or invalid config, or media that cannot be read")}}},
     "/trd/v3/job/create": {"post": {
+        "operationId": "cpqd_create",
         "summary": "Create a transcription job", "parameters": [TAG], "requestBody": _upload(with_callbacks=True),
         "responses": {"200": _json(JOB_BODY, "The job, QUEUED"),
                       "400": _problem("No upload_file, or a config that is neither JSON nor key=value"),
-                      "401": _problem("No valid API key"), "413": _problem("Larger than the service takes"),
+                      "401": UNAUTHORIZED, "413": _problem("Larger than the service takes"),
                       "422": _problem("Unknown or invalid config or callback URLs")}}},
     "/trd/v3/job": {"get": {
+        "operationId": "cpqd_list",
         "summary": "List jobs, newest first", "parameters": [TAG, *PAGING],
         "responses": {"200": _json(LISTING, "One page of jobs and how many there are"),
-                      "401": _problem("No valid API key"), "422": _problem("A bad page or limit")}}},
+                      "401": UNAUTHORIZED, "422": _problem("A bad page or limit")}}},
     "/trd/v3/query/job": {"get": {
+        "operationId": "cpqd_query",
         "summary": "Find jobs, newest first",
         "parameters": [
             _parameter("result", "query", {"type": "boolean", "default": False}, "Add the segments of COMPLETED jobs"),
@@ -469,13 +483,15 @@ paths: dict[str, Any] = {
                        "Created before: ISO 8601 date-time with offset, or a date (through its end, UTC)"),
             *PAGING],
         "responses": {"200": _json(LISTING, "One page of jobs and how many match"),
-                      "401": _problem("No valid API key"),
+                      "401": UNAUTHORIZED,
                       "422": _problem("A bad status, date, result flag, page or limit")}}},
     "/trd/v3/job/status/{job_id}": {"get": {
+        "operationId": "cpqd_status",
         "summary": "A job", "parameters": [JOB_ID],
-        "responses": {"200": _json(JOB_BODY, "The job"), "401": _problem("No valid API key"),
+        "responses": {"200": _json(JOB_BODY, "The job"), "401": UNAUTHORIZED,
                       "404": _problem("No such job")}}},
     "/trd/v3/job/result/{job_id}": {"get": {
+        "operationId": "cpqd_result",
         "summary": "A COMPLETED job with its segments, or its words as CSV",
         "parameters": [JOB_ID, _parameter("format", "query", {"type": "string", "enum": ["json", "csv"],
                                                               "default": "json"}, "json or csv")],
@@ -483,13 +499,14 @@ paths: dict[str, Any] = {
                                              "confidence",
                               "content": {"application/json": {"schema": RESULT_BODY},
                                           "text/csv": {"schema": {"type": "string"}}}},
-                      "401": _problem("No valid API key"), "404": _problem("No such job"),
+                      "401": UNAUTHORIZED, "404": _problem("No such job"),
                       "409": _problem("The job is not COMPLETED"), "410": _problem("The job was deleted"),
                       "422": _problem("Another format")}}},
-    "/trd/v3/job/stop/{job_id}": {"post": _command("Stop a QUEUED or IN_PROGRESS job", "The job is not QUEUED or "
-                                                                                        "IN_PROGRESS")},
-    "/trd/v3/job/retry/{job_id}": {"post": _command("Queue a FAILED or STOPPED job again", "The job is not FAILED or "
-                                                                                          "STOPPED")},
-    "/trd/v3/job/{job_id}": {"delete": _command("Erase a finished job's media and result; the job stays, DELETED",
-                                                "The job is QUEUED or IN_PROGRESS")},
+    "/trd/v3/job/stop/{job_id}": {"post": _command(
+        "stop", "Stop a QUEUED or IN_PROGRESS job", "The job is not QUEUED or IN_PROGRESS")},
+    "/trd/v3/job/retry/{job_id}": {"post": _command(
+        "retry", "Queue a FAILED or STOPPED job again", "The job is not FAILED or STOPPED")},
+    "/trd/v3/job/{job_id}": {"delete": _command(
+        "delete", "Erase a finished job's media and result; the job stays, DELETED",
+        "The job is QUEUED or IN_PROGRESS")},
 }
