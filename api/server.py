@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import contextlib
+from functools import partial
 
 import uvicorn
 
 from diarist.streams.worker import JobsWorker
 
 from .app import create_edge
+from .callbacks import send_callbacks
 
 
 class _EdgeServer(uvicorn.Server):
@@ -18,7 +20,7 @@ class _EdgeServer(uvicorn.Server):
 
 
 def serve_edge_in(worker: JobsWorker) -> None:
-    """Adds the edge to the worker as a task of its app."""
+    """Adds the edge, and the callbacks sender that reads jobs through it, to the worker as tasks of its app."""
     config = uvicorn.Config(create_edge(worker), host=worker.settings.host, port=worker.settings.port,
                             log_level="warning", lifespan="off")
     server = _EdgeServer(config)
@@ -27,3 +29,4 @@ def serve_edge_in(worker: JobsWorker) -> None:
         await server.serve()
 
     worker.app.task(serve)
+    worker.app.task(partial(send_callbacks, worker))

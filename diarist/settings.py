@@ -35,6 +35,11 @@ class Settings:
     max_media_bytes: int = field(default_factory=lambda: int(_env("MAX_MEDIA_BYTES", str(2 * 1024**3))))
     media_url_timeout: float = field(default_factory=lambda: float(_env("MEDIA_URL_TIMEOUT", "60")))
     session_timeout: float = field(default_factory=lambda: float(_env("SESSION_TIMEOUT", "10")))
+    # Callbacks are signed with this key (HMAC-SHA256) when it is set.
+    callback_secret: str = field(default_factory=lambda: _env("CALLBACK_SECRET", ""))
+    # A callback is tried this many times, waiting backoff, 2 x backoff, 4 x backoff ... between.
+    callback_attempts: int = field(default_factory=lambda: int(_env("CALLBACK_ATTEMPTS", "5")))
+    callback_backoff_seconds: float = field(default_factory=lambda: float(_env("CALLBACK_BACKOFF_SECONDS", "4")))
     log_level: str = field(default_factory=lambda: _env("LOG_LEVEL", "warn"))
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -10,6 +10,7 @@ from diarist.settings import Settings
 class Topics:
     jobs_app: str  # Faust app id, and so the consumer group, of the jobs workers
     inference_app: str  # ... and of the inference workers
+    callbacks_group: str  # consumer group of the callback senders (in the jobs worker processes)
     events: str  # lifecycle events, keyed by job id: the public contract
     media: str  # media events from external producers
     heartbeats: str  # inference workers' liveness and model
@@ -20,7 +21,7 @@ def topics(settings: Settings) -> Topics:
     ns = settings.namespace
     return Topics(jobs_app=ns, inference_app=f"{ns}-inference", events=f"{ns}.job-events",
                   media=f"{ns}.media", heartbeats=f"{ns}.inference-heartbeats",
-                  jobs_changelog=f"{ns}-jobs-changelog")
+                  jobs_changelog=f"{ns}-jobs-changelog", callbacks_group=f"{ns}-callbacks")
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:

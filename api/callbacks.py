@@ -1,0 +1,243 @@
+"""Callbacks: when a job ends (COMPLETED, FAILED or STOPPED), each of its callback_urls is POSTed the job.
+
+Who sends them: every jobs worker process runs a consumer of the lifecycle events in a consumer
+group of its own (`<namespace>-callbacks`), so that sending never holds up the fold of events,
+and the senders share the partitions among themselves as the jobs workers do.
+
+At least once: an event's offset is committed only once all its deliveries ended, delivered or
+failed for good and recorded, and every earlier event of its partition's too. A process that
+dies mid-delivery leaves the event to the next owner of its partition, which sends it again;
+a receiver tells a repeat by its X-Diarist-Event-Id. Deliveries run side by side, so a slow
+receiver holds up no other.
+
+What is sent: the job as the native API shows it (api/views.py), in the words of the API it was
+made through (options.api): that facade's `callback_body(job)`, or, for the native API,
+`{"event": "completed", "job": {...}}`. The job is read from this process's own edge over
+HTTP, with one of the service's API keys: the callbacks group does not share partitions out as
+the jobs group does, so the job is often in another worker's table, and the edge already
+forwards to that worker. The read waits until the job's fold reached the event's version, and
+only the ending the job really made at that version is announced, never an event the fold
+refused. The job is read once, when the event's deliveries start (so a job deleted at once, by
+delete_after_seconds 0, may already say DELETED).
+
+Retries: a network error, 408, 429 or 5xx is tried again after backoff, 2 x backoff, 4 x
+backoff ..., DIARIST_CALLBACK_ATTEMPTS times in all; a 2xx ends it, and so does any other
+answer (redirects are not followed). A delivery that failed for good is published as
+diarist.JobCallbackFailed, which the fold records as the job's callback_failure_reason.
+
+Signature: with DIARIST_CALLBACK_SECRET set, `X-Diarist-Signature: sha256=<hex HMAC-SHA256 of
+the body, keyed by the secret>` lets the receiver check that the body came from this service.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections import deque
+from types import ModuleType
+
+import httpx
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+
+from diarist.schemas import SchemaError, codec
+from diarist.settings import Settings
+from diarist.streams import lifecycle as lc
+from diarist.streams.jobs import Publish
+from diarist.streams.topics import topics
+from diarist.streams.worker import JobsWorker
+
+from . import cpqd, deepaffects, nyt, rev
+from .views import iso
+
+log = logging.getLogger(__name__)
+
+# options.api -> the facade that speaks that API (the native API is not one).
+FACADES: dict[str, ModuleType] = {"cpqd": cpqd, "rev-languageid": rev, "rev-speechtotext": rev, "nyt": nyt,
+                                  "deepaffects": deepaffects}
+RETRIED_STATUSES = frozenset({408, 429})
+REQUEST_TIMEOUT = 10.0
+FOLD_WAIT = 60.0  # the longest an ended job may take to show its end at the edge
+IN_FLIGHT = 100  # events whose deliveries run at once
+
+
+def signature(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def body_of(job: dict, event_word: str) -> dict:
+    """What the callback says, in the words of the API the job was made through."""
+    callback_body = getattr(FACADES.get(job["options"]["api"]), "callback_body", None)
+    return callback_body(job) if callback_body else {"event": event_word, "job": job}
+
+
+def headers_of(job: dict, event: lc.Event, body: bytes, secret: str) -> dict[str, str]:
+    headers = {**job["options"]["callback_headers"], "Content-Type": "application/json",
+               "X-Diarist-Job-Id": job["id"], "X-Diarist-Event-Id": event["event_id"]}
+    if secret:
+        headers["X-Diarist-Signature"] = signature(secret, body)
+    return headers
+
+
+def announces(job: dict, name: str, event: lc.Event) -> bool:
+    """Whether the event is the transition the job made at its version (not one the fold refused)."""
+    made = next((t for t in job["history"] if t["version"] == event["version"]), None)
+    return made is not None and made["event"] == lc.EVENT_WORDS[name] and made["at"] == iso(event["occurred_at"])
+
+
+async def post(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str],
+               attempts: int, backoff: float) -> str | None:
+    """Delivers one callback, retrying; None once delivered, else why it failed for good."""
+    for attempt in range(1, attempts + 1):
+        try:
+            response = await client.post(url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            reason = f"{type(exc).__name__} {exc}".strip()
+        else:
+            if response.is_success:
+                return None
+            reason = f"HTTP {response.status_code}"
+            if response.status_code < 500 and response.status_code not in RETRIED_STATUSES:
+                return reason
+        if attempt < attempts:
+            await asyncio.sleep(backoff * 2 ** (attempt - 1))
+    return f"{reason}, {attempts} attempts"
+
+
+async def send_callbacks(worker: JobsWorker) -> None:
+    """Sends the callbacks of the partitions this process is given, until the worker stops."""
+    settings = worker.settings
+    names = topics(settings)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap, group_id=names.callbacks_group, enable_auto_commit=False,
+        auto_offset_reset="earliest", session_timeout_ms=int(settings.session_timeout * 1000),
+        heartbeat_interval_ms=int(min(3.0, settings.session_timeout / 3) * 1000))
+    key = min(settings.api_keys())
+    async with (httpx.AsyncClient(base_url=settings.advertised_url, timeout=REQUEST_TIMEOUT,
+                                  headers={"Authorization": f"Bearer {key}"}) as edge,
+                httpx.AsyncClient(timeout=REQUEST_TIMEOUT) as receivers):
+        sender = CallbackSender(settings, worker.publish, consumer, edge, receivers)
+        await consumer.start()
+        try:
+            consumer.subscribe([names.events], listener=_HandOver(sender))
+            await sender.run()
+        finally:
+            await consumer.stop()
+
+
+class CallbackSender:
+    def __init__(self, settings: Settings, publish: Publish, consumer: AIOKafkaConsumer,
+                 edge: httpx.AsyncClient, receivers: httpx.AsyncClient) -> None:
+        self.settings = settings
+        self.publish = publish
+        self.consumer = consumer
+        self.edge = edge  # this process's own edge, which answers for every job
+        self.receivers = receivers
+        # Per partition, the offsets of the events being delivered, in order; and what was committed.
+        self.deliveries: dict[TopicPartition, deque[tuple[int, asyncio.Task]]] = {}
+        self.committed: dict[TopicPartition, int] = {}
+
+    async def run(self) -> None:
+        try:
+            while True:
+                batches = await self.consumer.getmany(timeout_ms=1000)
+                for tp, records in batches.items():
+                    for record in records:
+                        self._take(tp, record.offset, record.value)
+                await self.commit(self.consumer.assignment())
+                await self._wait_for_room()
+        finally:
+            self.drop(set(self.deliveries))
+
+    async def hand_over(self, partitions: set[TopicPartition]) -> None:
+        """Gives up partitions: commits what was delivered, and stops the rest, which their next
+        owner sends again."""
+        await self.commit(partitions)
+        self.drop(partitions)
+
+    def _take(self, tp: TopicPartition, offset: int, value: bytes) -> None:
+        try:
+            name, event = codec().decode(value)
+        except SchemaError:
+            return
+        if name in lc.ENDINGS:
+            task = asyncio.create_task(self._deliver(name, event))
+            self.deliveries.setdefault(tp, deque()).append((offset, task))
+
+    async def commit(self, partitions: set[TopicPartition]) -> None:
+        """Commits, per partition, up to its first event whose deliveries have not ended."""
+        offsets = {}
+        for tp in partitions:
+            waiting = self.deliveries.get(tp, deque())
+            while waiting and waiting[0][1].done():
+                waiting.popleft()
+            offsets[tp] = waiting[0][0] if waiting else await self.consumer.position(tp)
+        changed = {tp: offset for tp, offset in offsets.items() if self.committed.get(tp) != offset}
+        if not changed:
+            return
+        try:
+            await self.consumer.commit(changed)
+        except KafkaError as exc:  # a rebalance took a partition meanwhile; its new owner goes on
+            log.info("callback offsets not committed: %s", exc)
+            return
+        self.committed.update(changed)
+
+    async def _wait_for_room(self) -> None:
+        running = [task for waiting in self.deliveries.values() for _, task in waiting if not task.done()]
+        if len(running) >= IN_FLIGHT:
+            await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+
+    def drop(self, partitions: set[TopicPartition]) -> None:
+        for tp in partitions:
+            for _, task in self.deliveries.pop(tp, ()):
+                task.cancel()
+            self.committed.pop(tp, None)
+
+    async def _deliver(self, name: str, event: lc.Event) -> None:
+        try:
+            await self._announce(name, event)
+        except Exception:  # one job's callbacks must not end the sender
+            log.exception("the callbacks of job %s (version %d) failed", event["job_id"], event["version"])
+
+    async def _announce(self, name: str, event: lc.Event) -> None:
+        job = await self._job_at(event)
+        if job is None or not job["options"]["callback_urls"] or not announces(job, name, event):
+            return
+        urls = job["options"]["callback_urls"]
+        body = json.dumps(body_of(job, lc.EVENT_WORDS[name])).encode()
+        headers = headers_of(job, event, body, self.settings.callback_secret)
+        reasons = await asyncio.gather(*(post(self.receivers, url, body, headers, self.settings.callback_attempts,
+                                              self.settings.callback_backoff_seconds) for url in urls))
+        for url, reason in zip(urls, reasons):
+            if reason is not None:
+                log.warning("job %s: the callback to %s failed: %s", job["id"], url, reason)
+                await self.publish(lc.CALLBACK_FAILED, lc.make_event(job["id"], event["version"], url=url, reason=reason))
+
+    async def _job_at(self, event: lc.Event) -> dict | None:
+        """The job (native JSON) once its fold reached the event's version; None if not within FOLD_WAIT."""
+        deadline = time.monotonic() + FOLD_WAIT
+        while time.monotonic() < deadline:
+            try:
+                response = await self.edge.get(f"/v1/jobs/{event['job_id']}")
+                if response.status_code == 200 and (job := response.json())["version"] >= event["version"]:
+                    return job
+            except httpx.HTTPError:
+                pass  # the edge is starting, or the owner of the job moving
+            await asyncio.sleep(0.2)
+        log.warning("job %s did not reach version %d in %g s: its callbacks are not sent",
+                    event["job_id"], event["version"], FOLD_WAIT)
+        return None
+
+
+class _HandOver(ConsumerRebalanceListener):
+    def __init__(self, sender: CallbackSender) -> None:
+        self.sender = sender
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.sender.hand_over(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        pass

@@ -1,0 +1,136 @@
+"""Callbacks end to end: a real service POSTs ended jobs to a receiver, signed, retried, recorded."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.server
+import json
+import threading
+import time
+from collections import defaultdict
+from email.message import Message
+
+import pytest
+
+from .conftest import running_service
+from .service import submit, wait_for_job
+
+SECRET = "callback-secret"
+ATTEMPTS = 3
+
+
+class Receiver:
+    """An HTTP server that records every POST, answering each path with the statuses scripted
+    for it, one per request (the last one repeats)."""
+
+    def __init__(self) -> None:
+        self.requests: dict[str, list[tuple[Message, bytes]]] = defaultdict(list)
+        self.script: dict[str, list[int]] = {}
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                received = receiver.requests[self.path]
+                received.append((self.headers, body))
+                statuses = receiver.script.get(self.path, [200])
+                self.send_response(statuses[min(len(received), len(statuses)) - 1])
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self, path: str, *statuses: int) -> str:
+        if statuses:
+            self.script[path] = list(statuses)
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def wait(self, path: str, count: int, timeout: float = 60) -> list[tuple[Message, bytes]]:
+        """The requests to path once there are `count`, and no more come within a second."""
+        deadline = time.monotonic() + timeout
+        while len(self.requests[path]) < count:
+            assert time.monotonic() < deadline, f"{path} got {len(self.requests[path])} of {count} callbacks"
+            time.sleep(0.1)
+        time.sleep(1.0)
+        return self.requests[path]
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory, kafka):
+    yield from running_service(tmp_path_factory, kafka, "callbacks", DIARIST_CALLBACK_SECRET=SECRET,
+                               DIARIST_CALLBACK_ATTEMPTS=str(ATTEMPTS), DIARIST_CALLBACK_BACKOFF_SECONDS="0.2")
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    receiver = Receiver()
+    yield receiver
+    receiver.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def completed(service, speech, receiver):
+    """A transcribed job whose callbacks go to a receiver that takes them, and to one that
+    fails twice first."""
+    options = {"callback_urls": [receiver.url("/ok"), receiver.url("/flaky", 500, 502, 200)],
+               "callback_headers": {"Authorization": "Bearer receiver-token"}}
+    with service.client() as client:
+        job = submit(client, speech[0], json.dumps(options))
+        return wait_for_job(client, job["id"], lambda j: j["status"] in ("COMPLETED", "FAILED", "STOPPED"))
+
+
+def stopped(service, speech, callback_url: str) -> dict:
+    """A job stopped as soon as it is made, with one callback URL."""
+    with service.client() as client:
+        job = submit(client, speech[0], json.dumps({"callback_urls": [callback_url]}))
+        response = client.post(f"/v1/jobs/{job['id']}/stop")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+def test_an_ended_job_is_posted_once_signed_and_with_its_headers(service, completed, receiver):
+    assert completed["status"] == "COMPLETED"
+    [(headers, body)] = receiver.wait("/ok", 1)
+    assert headers["Authorization"] == "Bearer receiver-token"
+    assert headers["Content-Type"] == "application/json"
+    assert headers["X-Diarist-Job-Id"] == completed["id"]
+    expected = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    assert headers["X-Diarist-Signature"] == f"sha256={expected}"
+    sent = json.loads(body)
+    assert sent["event"] == "completed"
+    assert sent["job"]["id"] == completed["id"] and sent["job"]["status"] == "COMPLETED"
+    assert sent["job"]["history"] == completed["history"]
+
+
+def test_a_failing_receiver_gets_the_callback_again_until_it_takes_it(service, completed, receiver):
+    attempts = receiver.wait("/flaky", 3)
+    assert len(attempts) == 3
+    # The same callback each time: a receiver can tell a repeat by its event id.
+    assert len({body for _, body in attempts}) == 1
+    assert len({headers["X-Diarist-Event-Id"] for headers, _ in attempts}) == 1
+    with service.client() as client:
+        assert client.get(f"/v1/jobs/{completed['id']}").json()["callback_failure_reason"] is None
+
+
+def test_a_receiver_that_keeps_failing_is_recorded_on_the_job(service, speech, receiver):
+    job = stopped(service, speech, receiver.url("/down", 503))
+    attempts = receiver.wait("/down", ATTEMPTS)
+    assert len(attempts) == ATTEMPTS
+    assert json.loads(attempts[0][1])["event"] == "stopped"
+    with service.client() as client:
+        job = wait_for_job(client, job["id"], lambda j: j["callback_failure_reason"] is not None, timeout=30)
+    assert receiver.url("/down") in job["callback_failure_reason"]
+    assert f"HTTP 503, {ATTEMPTS} attempts" in job["callback_failure_reason"]
+    assert job["status"] == "STOPPED"
+
+
+def test_a_receiver_that_refuses_the_callback_is_not_asked_again(service, speech, receiver):
+    job = stopped(service, speech, receiver.url("/gone", 410))
+    with service.client() as client:
+        job = wait_for_job(client, job["id"], lambda j: j["callback_failure_reason"] is not None, timeout=30)
+    assert job["callback_failure_reason"].endswith("failed: HTTP 410")
+    assert len(receiver.wait("/gone", 1)) == 1
