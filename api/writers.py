@@ -162,6 +162,37 @@ def cpqd_segments(result: dict[str, Any], lm: str = "base") -> list[dict[str, An
     return segments
 
 
+def plain_text(result: dict[str, Any]) -> str:
+    """The words alone, in document order, joined by single spaces: no labels, times or line breaks
+    (NYT's transcript, DeepAffects' `transcript`)."""
+    return " ".join(word.text for word in _words(result))
+
+
+def deepaffects_transcript(result: dict[str, Any], speakers: bool) -> dict[str, Any]:
+    """DeepAffects' transcription response: `transcript` (plain_text), `words` with times in
+    seconds, and `confidence`, the mean of the words' (null without any). With `speakers`, each word
+    has a `speaker_id` ("0", "1", ...) and the response `num_speakers`; DeepAffects sets both only
+    when speaker diarization was asked for."""
+    words = _words(result)
+    scores = [w.confidence for w in words if w.confidence is not None]
+    response: dict[str, Any] = {
+        "transcript": plain_text(result),
+        "confidence": round(sum(scores) / len(scores), 3) if scores else None,
+        "words": [{"word": w.text, "start": w.start / 1000, "end": w.end / 1000, "confidence": w.confidence,
+                   **({"speaker_id": str(w.speaker)} if speakers else {})} for w in words]}
+    if speakers:
+        response["num_speakers"] = result["speakers"]
+    return response
+
+
+def deepaffects_diarization(result: dict[str, Any]) -> dict[str, Any]:
+    """DeepAffects' diarization response: `num_speakers`, and `segments`, one per segment of the
+    document, each with its `speaker_id` ("0", "1", ...) and times in seconds."""
+    return {"num_speakers": result["speakers"],
+            "segments": [{"speaker_id": str(s["speaker"]), "start": s["start"], "end": s["end"]}
+                         for s in _segments(result)]}
+
+
 # -- words ---------------------------------------------------------------------------------------
 
 def _segments(result: dict[str, Any]) -> list[dict[str, Any]]:
