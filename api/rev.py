@@ -60,9 +60,18 @@ CAPTION_FORMATS: dict[str, Callable[[dict], Any]] = {"application/x-subrip": wri
 # -- jobs as Rev shows them ----------------------------------------------------------------------
 
 def rev_status(job: dict) -> str:
-    if job["status"] in ("QUEUED", "IN_PROGRESS"):
+    status = _ended_as(job)
+    if status in ("QUEUED", "IN_PROGRESS"):
         return "in_progress"
-    return BY_TASK[job["options"]["task"]].done if job["status"] == "COMPLETED" else "failed"
+    return BY_TASK[job["options"]["task"]].done if status == "COMPLETED" else "failed"
+
+
+def _ended_as(job: dict) -> str:
+    """The job's native status; for a deleted job, the one it was deleted in (a callback may read a
+    job that delete_after_seconds 0 already deleted, and still tells how it ended)."""
+    if job["status"] != "DELETED":
+        return job["status"]
+    return "COMPLETED" if job["completed_at"] else "FAILED" if job["failure_reason"] else "STOPPED"
 
 
 def rev_job(job: dict) -> dict[str, Any]:
@@ -85,10 +94,11 @@ def rev_job(job: dict) -> dict[str, Any]:
 def _failure(job: dict) -> dict[str, str]:
     # A job that failed before its media was probed failed on the media; anything later (or a
     # stop, which Rev has no word for) is on the service's side.
-    if job["status"] == "FAILED":
+    status = _ended_as(job)
+    if status == "FAILED":
         failure = "invalid_media" if "duration" not in job["media"] else "internal_processing"
         return {"failure": failure, "failure_detail": job["failure_reason"]}
-    if job["status"] == "STOPPED":
+    if status == "STOPPED":
         return {"failure": "internal_processing", "failure_detail": "the job was stopped before it finished"}
     return {}
 
@@ -376,15 +386,20 @@ routes: list[BaseRoute] = [
 
 # -- OpenAPI -------------------------------------------------------------------------------------
 
-_PROBLEM = {"type": "object", "properties": {
-    "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
-    "detail": {"type": "string"}, "parameters": {"type": "object", "additionalProperties": {"type": "array"}},
-    "allowed_values": {"type": "array", "items": {"type": "string"}}, "current_value": {"type": "string"}}}
+# The shared Problem, with the members Rev adds to a 400 and a 409.
+_PROBLEM = {"allOf": [{"$ref": "#/components/schemas/Problem"}], "properties": {
+    "parameters": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                   "description": "on a 400: what is wrong with each parameter named"},
+    "allowed_values": {"type": "array", "items": {"type": "string"},
+                       "description": "on a 409: the statuses that allow it"},
+    "current_value": {"type": "string", "description": "on a 409: the job's status"}}}
+_UNAUTHORIZED = {"$ref": "#/components/responses/Unauthorized"}
 _URL_DATA = {"type": "object", "required": ["url"], "properties": {
     "url": {"type": "string", "format": "uri"},
     "auth_headers": {"type": "object", "additionalProperties": {"type": "string"}}}}
-_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
-_ACCEPT = {"name": "Accept", "in": "header", "required": False, "schema": {"type": "string"}}
+_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}, "description": "The job's id"}
+_ACCEPT = {"name": "Accept", "in": "header", "required": False, "schema": {"type": "string"},
+           "description": "The format wanted"}
 
 
 def _problem(description: str) -> dict[str, Any]:
@@ -423,51 +438,56 @@ def _submission_schema(surface: Surface, uploaded: bool) -> dict[str, Any]:
 
 def _paths(surface: Surface) -> dict[str, Any]:
     job = {"application/json": {"schema": _job_schema(surface)}}
+    name = surface.prefix.split("/")[1]
     return {
         f"{surface.prefix}/jobs": {
             "post": {
-                "summary": f"Submit a {surface.job_type} job (Rev AI)",
+                "summary": f"Submit a {surface.job_type} job", "operationId": f"rev_{name}_submit",
                 "requestBody": {"required": True, "content": {
                     "application/json": {"schema": _submission_schema(surface, uploaded=False)},
                     "multipart/form-data": {"schema": {"type": "object", "required": ["media"], "properties": {
                         "media": {"type": "string", "format": "binary"},
                         "options": _submission_schema(surface, uploaded=True)}}}}},
                 "responses": {"200": {"description": "The job, in_progress", "content": job},
-                              "400": _problem("Invalid parameters"), "413": _problem("The media is too large"),
+                              "400": _problem("Invalid parameters, or media_url could not be fetched"),
+                              "401": _UNAUTHORIZED, "413": _problem("The media is too large"),
                               "415": _problem("Neither JSON nor multipart")}},
             "get": {
-                "summary": f"List {surface.job_type} jobs, newest first (Rev AI)",
+                "summary": f"List {surface.job_type} jobs, newest first", "operationId": f"rev_{name}_list",
                 "parameters": [
-                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
-                                                               "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}},
+                    {"name": "limit", "in": "query", "description": "Jobs a page",
+                     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}},
                     {"name": "starting_after", "in": "query", "schema": {"type": "string"},
-                     "description": "the id of the last job of the previous page"}],
+                     "description": "The id of the last job of the previous page"}],
                 "responses": {"200": {"description": "A bare array of jobs", "content": {"application/json": {
                     "schema": {"type": "array", "items": _job_schema(surface)}}}},
-                    "400": _problem("Invalid limit or starting_after")}}},
+                    "400": _problem("Invalid limit or starting_after"), "401": _UNAUTHORIZED}}},
         f"{surface.prefix}/jobs/{{id}}": {
             "parameters": [_ID],
-            "get": {"summary": "Get a job (Rev AI)",
-                    "responses": {"200": {"description": "The job", "content": job},
+            "get": {"summary": "Get a job", "operationId": f"rev_{name}_get",
+                    "responses": {"200": {"description": "The job", "content": job}, "401": _UNAUTHORIZED,
                                   "404": _problem("No such job, or it was deleted")}},
-            "delete": {"summary": "Delete a finished job with its media and output (Rev AI)",
-                       "responses": {"204": {"description": "Deleted"}, "404": _problem("No such job"),
-                                     "409": _problem("The job is in_progress")}}},
+            "delete": {"summary": "Delete a finished job with its media and output",
+                       "operationId": f"rev_{name}_delete",
+                       "responses": {"204": {"description": "Deleted"}, "401": _UNAUTHORIZED,
+                                     "404": _problem("No such job"), "409": _problem("The job is in_progress")}}},
     }
 
 
-def _output(summary: str, offers: dict[str, Any], json_schema: dict[str, Any] | None = None) -> dict[str, Any]:
+def _output(operation_id: str, summary: str, offers: dict[str, Any],
+            json_schema: dict[str, Any] | None = None) -> dict[str, Any]:
     """The path item of a job's output, served in each of `offers` (by Accept where more than one)."""
     negotiated = len(offers) > 1
     content = {media_type: {"schema": json_schema if media_type.endswith("json") else {"type": "string"}}
                for media_type in offers}
     responses = {"200": {"description": f"{next(iter(offers))} unless Accept asks otherwise" if negotiated
-                         else "The output", "content": content},
+                         else "The output", "content": content}, "401": _UNAUTHORIZED,
                  "404": _problem("No such job"), "409": _problem("The job is not done yet")}
     if negotiated:
         responses["406"] = _problem("Accept allows none of the offered formats")
     parameters = [_ID, _ACCEPT] if negotiated else [_ID]
-    return {"parameters": parameters, "get": {"summary": summary, "responses": responses}}
+    return {"parameters": parameters,
+            "get": {"summary": summary, "operationId": operation_id, "responses": responses}}
 
 
 _CONFIDENCES = {"type": "array", "items": {"type": "object", "properties": {
@@ -482,9 +502,11 @@ _TRANSCRIPT = {"type": "object", "properties": {"monologues": {"type": "array", 
 paths: dict[str, Any] = {
     **_paths(LANGUAGE_ID),
     "/languageid/v1/jobs/{id}/result": _output(
-        "The identified language (Rev AI)", {"application/json": None},
+        "rev_languageid_result", "The identified language, most likely first", {"application/json": None},
         {"type": "object", "properties": {"top_language": {"type": "string"}, "language_confidences": _CONFIDENCES}}),
     **_paths(SPEECH_TO_TEXT),
-    "/speechtotext/v1/jobs/{id}/transcript": _output("The transcript (Rev AI)", TRANSCRIPT_FORMATS, _TRANSCRIPT),
-    "/speechtotext/v1/jobs/{id}/captions": _output("Captions, SRT or WebVTT (Rev AI)", CAPTION_FORMATS),
+    "/speechtotext/v1/jobs/{id}/transcript": _output(
+        "rev_speechtotext_transcript", "The transcript, Rev JSON or text", TRANSCRIPT_FORMATS, _TRANSCRIPT),
+    "/speechtotext/v1/jobs/{id}/captions": _output(
+        "rev_speechtotext_captions", "Captions, SRT or WebVTT", CAPTION_FORMATS),
 }

@@ -18,6 +18,7 @@ from diarist.api.rev import callback_body
 
 from .service import KEY
 from .test_api_jobs import wer
+from .test_openapi import conforms
 
 MEDIA_AUTHORIZATION = "Bearer media-secret"
 UNREACHABLE = "http://127.0.0.1:1/speech.wav"
@@ -166,6 +167,37 @@ def test_an_unfinished_job_has_no_output_and_cannot_be_deleted(service, speech, 
         client.get_job_details(job.id)
     assert gone.value.response.status_code == 404
     assert job.id not in {listed.id for listed in client.get_list_of_jobs()}
+
+
+def test_a_finished_job_is_deleted_with_its_output(service, language_id, speech):
+    job = finished(language_id, language_id.submit_job_local_file(str(speech[0])).id)
+    assert job.status == JobStatus.COMPLETED
+    language_id.delete_job(job.id)
+    for read in (language_id.get_job_details, language_id.get_result_json):
+        with pytest.raises(HTTPError) as gone:
+            read(job.id)
+        assert gone.value.response.status_code == 404
+    with service.client() as client:
+        native = client.get(f"/v1/jobs/{job.id}").json()
+    # A callback may read a job that delete_after_seconds 0 deleted at once: it still tells how the job ended.
+    assert native["status"] == "DELETED" and callback_body(native)["job"]["status"] == "completed"
+
+
+def test_the_answers_are_what_the_openapi_document_says(service, transcribed, identified):
+    problem = "application/problem+json"
+    with service.client() as client:
+        document = client.get("/openapi.json").json()
+        for api, job in (("speechtotext", transcribed[0]), ("languageid", identified[0])):
+            conforms(document, f"/{api}/v1/jobs", "get", 200, client.get(f"/{api}/v1/jobs").json())
+            conforms(document, f"/{api}/v1/jobs/{{id}}", "get", 200, client.get(f"/{api}/v1/jobs/{job.id}").json())
+            conforms(document, f"/{api}/v1/jobs/{{id}}", "get", 404, client.get(f"/{api}/v1/jobs/nope").json(),
+                     problem)
+            conforms(document, f"/{api}/v1/jobs", "post", 400, client.post(f"/{api}/v1/jobs", json={}).json(),
+                     problem)
+        result = client.get(f"/languageid/v1/jobs/{identified[0].id}/result").json()
+        conforms(document, "/languageid/v1/jobs/{id}/result", "get", 200, result)
+        transcript = client.get(f"/speechtotext/v1/jobs/{transcribed[0].id}/transcript").json()
+        conforms(document, "/speechtotext/v1/jobs/{id}/transcript", "get", 200, transcript, REV_JSON)
 
 
 def test_a_job_is_seen_only_through_its_own_api(service, identified):
