@@ -78,6 +78,25 @@ JOB_OPTIONS = {
     },
 }
 
+_NULLABLE_OPTIONS = (("tag", "string"), ("language", "string"), ("model", "string"), ("metadata", "string"),
+                     ("engine", "string"), ("speakers_count", "integer"), ("min_speakers", "integer"),
+                     ("max_speakers", "integer"), ("clustering_threshold", "number"), ("delete_after_seconds", "integer"))
+STORED_OPTIONS = {
+    "type": "object",
+    "description": "The job's JobOptions as it took them, every one present: null, [] or {} where not given.",
+    "required": ["api", "task", "diarization", "callback_urls", "callback_headers", "hints",
+                 *(name for name, _ in _NULLABLE_OPTIONS)],
+    "properties": {
+        "api": {"type": "string", "description": "the API the job was created through"},
+        "task": {"type": "string", "enum": ["TRANSCRIPTION", "LANGUAGE_IDENTIFICATION"]},
+        "diarization": {"type": "boolean"},
+        "callback_urls": {"type": "array", "items": {"type": "string"}},
+        "callback_headers": {"type": "object", "additionalProperties": {"type": "string"}},
+        "hints": {"type": "array", "items": {"type": "string"}},
+        **{name: {"type": [json_type, "null"]} for name, json_type in _NULLABLE_OPTIONS},
+    },
+}
+
 JOB = {
     "type": "object",
     "required": ["id", "status", "version", "attempt", "filename", "created_at", "updated_at", "progress",
@@ -95,8 +114,7 @@ JOB = {
         "updated_at": _TIME,
         "progress": {"type": "number", "minimum": 0, "maximum": 100,
                      "description": "percent of the audio transcribed"},
-        "options": {"allOf": [{"$ref": "#/components/schemas/JobOptions"}],
-                    "properties": {"api": {"type": "string", "description": "the API the job was created through"}}},
+        "options": STORED_OPTIONS,
         "media": {"type": "object", "description": "the upload's facts; the probe's (format, codec, sample_rate, "
                                                    "channels, bit_rate, duration) once the job is diarized",
                   "properties": {"md5": {"type": "string"}, "size": {"type": "integer"},
