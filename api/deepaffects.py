@@ -203,7 +203,7 @@ def _problem(description: str) -> dict[str, Any]:
     return {"description": description, "content": _PROBLEM}
 
 
-def _submission(api: str) -> dict[str, Any]:
+def _submission(path: str, api: str) -> dict[str, Any]:
     fields = ({"speakers": {"type": "integer", "default": -1, "description": "-1: unknown"},
                "speakerCount": {"type": "integer", "description": "the documentation's name for speakers"}}
               if api == DIARIZE else
@@ -211,6 +211,7 @@ def _submission(api: str) -> dict[str, Any]:
                                             "description": "a speaker_id on each word, and num_speakers"}})
     return {"post": {
         "summary": f"Submit audio for asynchronous {'diarization' if api == DIARIZE else 'transcription'}",
+        "operationId": "deepaffects_" + path.split("/api/")[1].replace("/async/", "_"),  # deepaffects_v2_diarize
         "security": _SECURITY,
         "parameters": [
             {"name": "webhook", "in": "query", "schema": {"type": "string", "format": "uri"},
@@ -243,9 +244,9 @@ def _submission(api: str) -> dict[str, Any]:
 
 # OpenAPI 3.1 path items of these routes, merged into the service's document by api/openapi.py.
 paths: dict[str, Any] = {
-    **{path: _submission(api) for path, api in SUBMISSIONS.items()},
+    **{path: _submission(path, api) for path, api in SUBMISSIONS.items()},
     STATUS_PATH: {"get": {
-        "summary": "The status of a request, and its output once completed",
+        "summary": "The status of a request, and its output once completed", "operationId": "deepaffects_status",
         "security": _SECURITY,
         "parameters": [{"name": "request_id", "in": "query", "required": True, "schema": _REQUEST_ID}],
         "responses": {

@@ -230,7 +230,7 @@ def _caption_file(description: str, media_types: list[str]) -> dict[str, Any]:
 # OpenAPI 3.1 path items of these routes, merged into the service's document by api/openapi.py.
 paths: dict[str, Any] = {
     "/captions": {"post": {
-        "summary": "Create a captions job for the media at a URL",
+        "summary": "Create a captions job for the media at a URL", "operationId": "nyt_create",
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["media_url"],
             "properties": {
@@ -253,7 +253,7 @@ paths: dict[str, Any] = {
         },
     }},
     "/captions/{parent_id}": {"get": {
-        "summary": "The jobs of a parent, oldest first",
+        "summary": "The jobs of a parent, oldest first", "operationId": "nyt_parent_jobs",
         "parameters": [{"name": "parent_id", "in": "path", "required": True, "schema": {"type": "string"}}],
         "responses": {
             "200": {"description": "each job's id and creation time", "content": {"application/json": {"schema": {
@@ -264,14 +264,14 @@ paths: dict[str, Any] = {
         },
     }},
     "/jobs/{id}": {"get": {
-        "summary": "A captions job",
+        "summary": "A captions job", "operationId": "nyt_get",
         "parameters": [_ID],
         "responses": {"200": {"description": "the job", **_JOB_RESPONSE},
                       "401": {"$ref": "#/components/responses/Unauthorized"},
                       "404": _problem("no such captions job")},
     }},
     "/jobs/{id}/cancel": {"post": {
-        "summary": "Cancel a job that is still processing",
+        "summary": "Cancel a job that is still processing", "operationId": "nyt_cancel",
         "parameters": [_ID],
         "responses": {"200": {"description": "the job, cancelled", **_JOB_RESPONSE},
                       "401": {"$ref": "#/components/responses/Unauthorized"},
@@ -279,12 +279,12 @@ paths: dict[str, Any] = {
                       "409": _problem("the job is already done")},
     }},
     "/jobs/{id}/download/{format}": {"get": {
-        "summary": "The captions file, named as the job's output of that type",
+        "summary": "The captions file, named as the job's output of that type", "operationId": "nyt_download",
         **_caption_file("the captions, with a Content-Disposition filename",
                         [RESULT_FORMATS[kind][1] for kind in CAPTION_FORMATS]),
     }},
     "/jobs/{id}/transcript/{format}": {"get": {
-        "summary": "The captions' words as one line of plain text",
+        "summary": "The captions' words as one line of plain text", "operationId": "nyt_transcript",
         **_caption_file("the words, space-separated", ["text/plain; charset=utf-8"]),
     }},
 }
