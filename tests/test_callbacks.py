@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import http.server
 import json
+import signal
 import threading
 import time
 from collections import defaultdict
@@ -21,11 +22,12 @@ ATTEMPTS = 3
 
 class Receiver:
     """An HTTP server that records every POST, answering each path with the statuses scripted
-    for it, one per request (the last one repeats)."""
+    for it, one per request (the last one repeats), once the path is not held."""
 
     def __init__(self) -> None:
         self.requests: dict[str, list[tuple[Message, bytes]]] = defaultdict(list)
         self.script: dict[str, list[int]] = {}
+        self.held: dict[str, threading.Event] = {}
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -33,6 +35,8 @@ class Receiver:
                 body = self.rfile.read(int(self.headers["content-length"]))
                 received = receiver.requests[self.path]
                 received.append((self.headers, body))
+                if self.path in receiver.held:
+                    receiver.held[self.path].wait(60)
                 statuses = receiver.script.get(self.path, [200])
                 self.send_response(statuses[min(len(received), len(statuses)) - 1])
                 self.send_header("content-length", "0")
@@ -48,6 +52,10 @@ class Receiver:
         if statuses:
             self.script[path] = list(statuses)
         return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def hold(self, path: str) -> threading.Event:
+        """Requests to path go unanswered until the event is set."""
+        return self.held.setdefault(path, threading.Event())
 
     def wait(self, path: str, count: int, timeout: float = 60) -> list[tuple[Message, bytes]]:
         """The requests to path once there are `count`, and no more come within a second."""
@@ -134,3 +142,16 @@ def test_a_receiver_that_refuses_the_callback_is_not_asked_again(service, speech
         job = wait_for_job(client, job["id"], lambda j: j["callback_failure_reason"] is not None, timeout=30)
     assert job["callback_failure_reason"].endswith("failed: HTTP 410")
     assert len(receiver.wait("/gone", 1)) == 1
+
+
+def test_a_callback_cut_off_by_a_crash_is_sent_again_after_the_restart(service, speech, receiver):
+    release = receiver.hold("/crash")
+    job = stopped(service, speech, receiver.url("/crash"))
+    receiver.wait("/crash", 1)
+    service.stop("worker", signal.SIGKILL)  # while the receiver has not answered
+    release.set()
+    service.start("worker")
+    attempts = receiver.wait("/crash", 2, timeout=90)
+    assert len({headers["X-Diarist-Event-Id"] for headers, _ in attempts}) == 1
+    with service.client() as client:
+        assert client.get(f"/v1/jobs/{job['id']}").json()["callback_failure_reason"] is None
