@@ -11,7 +11,8 @@ a receiver tells a repeat by its X-Diarist-Event-Id. Deliveries run side by side
 receiver holds up no other.
 
 What is sent: the job as the native API shows it (api/views.py), in the words of the API it was
-made through (options.api): that facade's `callback_body(job)`, or, for the native API,
+made through (options.api): that facade's `callback_body(job)` (also handed the result
+document of a COMPLETED job, where it takes a second argument), or, for the native API,
 `{"event": "completed", "job": {...}}`. The job is read from this process's own edge over
 HTTP, with one of the service's API keys: the callbacks group does not share partitions out as
 the jobs group does, so the job is often in another worker's table, and the edge already
@@ -33,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import inspect
 import json
 import logging
 import time
@@ -66,12 +68,6 @@ IN_FLIGHT = 100  # events whose deliveries run at once
 
 def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def body_of(job: dict, event_word: str) -> dict:
-    """What the callback says, in the words of the API the job was made through."""
-    callback_body = getattr(FACADES.get(job["options"]["api"]), "callback_body", None)
-    return callback_body(job) if callback_body else {"event": event_word, "job": job}
 
 
 def headers_of(job: dict, event: lc.Event, body: bytes, secret: str) -> dict[str, str]:
@@ -207,7 +203,7 @@ class CallbackSender:
         if job is None or not job["options"]["callback_urls"] or not announces(job, name, event):
             return
         urls = job["options"]["callback_urls"]
-        body = json.dumps(body_of(job, lc.EVENT_WORDS[name])).encode()
+        body = json.dumps(await self.body(job, lc.EVENT_WORDS[name])).encode()
         headers = headers_of(job, event, body, self.settings.callback_secret)
         reasons = await asyncio.gather(*(post(self.receivers, url, body, headers, self.settings.callback_attempts,
                                               self.settings.callback_backoff_seconds) for url in urls))
@@ -215,6 +211,22 @@ class CallbackSender:
             if reason is not None:
                 log.warning("job %s: the callback to %s failed: %s", job["id"], url, reason)
                 await self.publish(lc.CALLBACK_FAILED, lc.make_event(job["id"], event["version"], url=url, reason=reason))
+
+    async def body(self, job: dict, event_word: str) -> dict:
+        """What the callback says, in the words of the API the job was made through."""
+        callback_body = getattr(FACADES.get(job["options"]["api"]), "callback_body", None)
+        if callback_body is None:
+            return {"event": event_word, "job": job}
+        if len(inspect.signature(callback_body).parameters) == 1:
+            return callback_body(job)
+        return callback_body(job, await self._result(job))
+
+    async def _result(self, job: dict) -> dict | None:
+        """The result document of a COMPLETED job; None for any other (a deleted one included)."""
+        if job["status"] != lc.COMPLETED:
+            return None
+        response = await self.edge.get(f"/v1/jobs/{job['id']}/result")
+        return response.json() if response.status_code == 200 else None
 
     async def _job_at(self, event: lc.Event) -> dict | None:
         """The job (native JSON) once its fold reached the event's version; None if not within FOLD_WAIT."""

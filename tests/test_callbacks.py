@@ -1,6 +1,7 @@
 """Callbacks end to end: a real service POSTs ended jobs to a receiver, signed, retried, recorded."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import http.server
@@ -10,8 +11,13 @@ import threading
 import time
 from collections import defaultdict
 from email.message import Message
+from types import SimpleNamespace
 
+import httpx
 import pytest
+
+from diarist.api import callbacks
+from diarist.settings import Settings
 
 from .conftest import running_service
 from .service import submit, wait_for_job
@@ -155,3 +161,22 @@ def test_a_callback_cut_off_by_a_crash_is_sent_again_after_the_restart(service, 
     assert len({headers["X-Diarist-Event-Id"] for headers, _ in attempts}) == 1
     with service.client() as client:
         assert client.get(f"/v1/jobs/{job['id']}").json()["callback_failure_reason"] is None
+
+
+def test_each_api_speaks_its_own_words_and_is_handed_the_result_where_it_takes_one(monkeypatch):
+    monkeypatch.setitem(callbacks.FACADES, "with-result", SimpleNamespace(callback_body=lambda job, result: result))
+    monkeypatch.setitem(callbacks.FACADES, "job-only", SimpleNamespace(callback_body=lambda job: {"id": job["id"]}))
+    monkeypatch.setitem(callbacks.FACADES, "unwritten", SimpleNamespace())
+    results = httpx.MockTransport(lambda request: httpx.Response(200, json={"path": request.url.path}))
+    sender = callbacks.CallbackSender(Settings(), None, None, httpx.AsyncClient(base_url="http://edge", transport=results), None)
+
+    def body(api: str, status: str = "COMPLETED") -> dict:
+        job = {"id": "j1", "status": status, "options": {"api": api}}
+        return asyncio.run(sender.body(job, status.lower()))
+
+    assert body("with-result") == {"path": "/v1/jobs/j1/result"}
+    assert body("with-result", "FAILED") is None
+    assert body("job-only") == {"id": "j1"}
+    native = {"event": "stopped", "job": {"id": "j1", "status": "STOPPED", "options": {"api": "diarist"}}}
+    assert body("diarist", "STOPPED") == native
+    assert body("unwritten", "STOPPED")["event"] == "stopped"
