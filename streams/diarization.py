@@ -11,7 +11,7 @@ from functools import cache
 
 import numpy as np
 
-from .media import SAMPLE_RATE
+from .media import SAMPLE_RATE, Channel
 
 DEFAULT_THRESHOLD = 0.21  # cosine distance between voices; measured on generated voices (docs/accuracy.md)
 PIECE_SECONDS = 3.0
@@ -50,12 +50,12 @@ def pieces(regions: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return out
 
 
-def diarize(audio: np.ndarray, regions: list[tuple[float, float]], bounds: SpeakerBounds) -> list[Turn]:
+def diarize(audio: Channel, regions: list[tuple[float, float]], bounds: SpeakerBounds) -> list[Turn]:
     """Speaker turns over the speech regions; speakers numbered in order of first speech."""
     spans = [p for p in pieces(regions) if p[1] - p[0] >= SHORTEST_PIECE]
     if not spans:
         return [Turn(start, end, 0) for start, end in regions]
-    embeddings = np.array([_encoder().embed_utterance(np.asarray(audio[int(a * SAMPLE_RATE):int(b * SAMPLE_RATE)]))
+    embeddings = np.array([_encoder().embed_utterance(audio[int(a * SAMPLE_RATE):int(b * SAMPLE_RATE)])
                            for a, b in spans])
     labels = _renumbered(cluster(embeddings, bounds))
     turns: list[Turn] = []

@@ -1,7 +1,9 @@
 """Media in: probing, and decoding every channel to 16 kHz float32 on disk, a frame at a time.
 
-Decoded audio goes to files that are memory-mapped back, so that memory stays bounded whatever
-the duration: an hour of audio is read a chunk at a time, never held whole.
+Decoded audio goes to files that are read back a span at a time, so that memory stays bounded
+whatever the duration: an hour of audio is never held whole. The files are read, not
+memory-mapped, because mapped pages that were read stay resident in the process (an hour of one
+channel is 230 MB) until the kernel needs them back.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import numpy as np
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
 SAMPLE_RATE = 16000
-VAD_BLOCK = 600 * SAMPLE_RATE  # seconds of audio the VAD sees at once
+VAD_BLOCK = 120 * SAMPLE_RATE  # audio the VAD sees at once: its ONNX batch grows with it
 # Finer than faster-whisper's defaults (2 s of silence ends a region): turns in a dialogue are
 # often half a second apart, and diarization needs them apart.
 VAD = VadOptions(min_silence_duration_ms=500, speech_pad_ms=100)
@@ -48,8 +50,25 @@ def probe(path: Path) -> dict[str, Any]:
         raise MediaError(f"the media could not be read: {exc.strerror or exc}") from None
 
 
-def decode_channels(path: Path, workdir: Path) -> list[np.ndarray]:
-    """Every channel of the first audio stream as 16 kHz float32, memory-mapped from workdir."""
+class Channel:
+    """One decoded channel in a file of float32 samples; slicing reads that span into memory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.samples = path.stat().st_size // 4
+
+    def __len__(self) -> int:
+        return self.samples
+
+    def __getitem__(self, span: slice) -> np.ndarray:
+        start, stop, step = span.indices(self.samples)
+        if step != 1:
+            raise ValueError("a channel is read in contiguous spans")
+        return np.fromfile(self.path, dtype=np.float32, count=max(0, stop - start), offset=start * 4)
+
+
+def decode_channels(path: Path, workdir: Path) -> list[Channel]:
+    """Every channel of the first audio stream as 16 kHz float32, in files under workdir."""
     files: list = []
     try:
         with av.open(str(path)) as container:
@@ -67,7 +86,7 @@ def decode_channels(path: Path, workdir: Path) -> list[np.ndarray]:
     finally:
         for file in files:
             file.close()
-    return [_mapped(Path(file.name)) for file in files]
+    return [Channel(Path(file.name)) for file in files]
 
 
 def _append(files: list, planes: np.ndarray) -> None:
@@ -75,17 +94,11 @@ def _append(files: list, planes: np.ndarray) -> None:
         file.write(plane.astype(np.float32, copy=False).tobytes())
 
 
-def _mapped(path: Path) -> np.ndarray:
-    if path.stat().st_size == 0:
-        return np.zeros(0, dtype=np.float32)
-    return np.memmap(path, dtype=np.float32, mode="r")
-
-
-def find_speech(audio: np.ndarray) -> list[tuple[float, float]]:
+def find_speech(audio: Channel | np.ndarray) -> list[tuple[float, float]]:
     """Speech regions in seconds (Silero VAD as bundled with faster-whisper), block by block."""
     regions: list[tuple[float, float]] = []
     for offset in range(0, len(audio), VAD_BLOCK):
-        block = np.asarray(audio[offset:offset + VAD_BLOCK])
+        block = audio[offset:offset + VAD_BLOCK]
         for r in get_speech_timestamps(block, VAD, sampling_rate=SAMPLE_RATE):
             start, end = (offset + r["start"]) / SAMPLE_RATE, (offset + r["end"]) / SAMPLE_RATE
             if regions and start - regions[-1][1] < 0.1:  # one region cut by a block boundary
@@ -95,7 +108,7 @@ def find_speech(audio: np.ndarray) -> list[tuple[float, float]]:
     return regions
 
 
-def duplicates(channels: list[np.ndarray]) -> list[int | None]:
+def duplicates(channels: list[Channel]) -> list[int | None]:
     """For each channel, the earlier channel it repeats (the same signal), or None."""
     found: list[int | None] = []
     for i, channel in enumerate(channels):
@@ -103,8 +116,8 @@ def duplicates(channels: list[np.ndarray]) -> list[int | None]:
     return found
 
 
-def _same(a: np.ndarray, b: np.ndarray, block: int = VAD_BLOCK) -> bool:
+def _same(a: Channel, b: Channel, block: int = VAD_BLOCK) -> bool:
     if len(a) != len(b):
         return False
-    return all(np.max(np.abs(np.asarray(a[i:i + block]) - np.asarray(b[i:i + block])), initial=0.0) <= 1e-3
+    return all(np.max(np.abs(a[i:i + block] - b[i:i + block]), initial=0.0) <= 1e-3
                for i in range(0, len(a), block))

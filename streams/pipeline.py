@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .diarization import SpeakerBounds, Turn, diarize, speaker_at
-from .media import SAMPLE_RATE, MediaError, decode_channels, duplicates, find_speech, probe
+from .media import SAMPLE_RATE, Channel, MediaError, decode_channels, duplicates, find_speech, probe
 from .transcribers import Transcriber
 
 __all__ = ["MediaError", "OptionError", "run"]
@@ -56,7 +56,7 @@ def run(transcriber: Transcriber, path: Path, options: dict[str, Any], emit: Emi
         return result
 
 
-def _speaker_turns(channels: list[np.ndarray], regions: list[list[tuple[float, float]]],
+def _speaker_turns(channels: list[Channel], regions: list[list[tuple[float, float]]],
                    repeats: list[int | None], options: dict[str, Any]) -> list[list[Turn]]:
     """Speaker turns per channel, speakers numbered across channels (a voice on two channels
     counts twice: channels are separate recordings)."""
@@ -78,7 +78,7 @@ def _speaker_turns(channels: list[np.ndarray], regions: list[list[tuple[float, f
     return out
 
 
-def _channel_info(channel: int, audio: np.ndarray, regions: list[tuple[float, float]],
+def _channel_info(channel: int, audio: Channel, regions: list[tuple[float, float]],
                   repeat_of: int | None) -> dict[str, Any]:
     duration = len(audio) / SAMPLE_RATE
     speech = sum(end - start for start, end in regions)
@@ -86,7 +86,7 @@ def _channel_info(channel: int, audio: np.ndarray, regions: list[tuple[float, fl
             "silence": round(max(0.0, duration - speech), 3), "redundant_of": repeat_of}
 
 
-def _language(transcriber: Transcriber, channels: list[np.ndarray], regions: list[list[tuple[float, float]]],
+def _language(transcriber: Transcriber, channels: list[Channel], regions: list[list[tuple[float, float]]],
               options: dict[str, Any]) -> tuple[str | None, float | None, list[tuple[str, float]]]:
     """The job's language: as asked, or identified on the first half minute of speech."""
     if options.get("language"):
@@ -95,16 +95,27 @@ def _language(transcriber: Transcriber, channels: list[np.ndarray], regions: lis
         if options.get("task") == "LANGUAGE_IDENTIFICATION":
             raise OptionError("language identification needs a multilingual model, such as base")
         return "en", None, []
-    speech = [np.asarray(channels[c][int(s * SAMPLE_RATE):int(e * SAMPLE_RATE)])
-              for c in range(len(channels)) for s, e in regions[c]]
-    if not speech:
+    sample = _first_speech(channels, regions, int(LANGUAGE_ID_SECONDS * SAMPLE_RATE))
+    if not len(sample):
         return None, None, []
-    sample = np.concatenate(speech)[:int(LANGUAGE_ID_SECONDS * SAMPLE_RATE)]
     language, probability, languages = transcriber.detect_language(sample)
     return language, round(float(probability), 4), languages
 
 
-def _transcribe(transcriber: Transcriber, channels: list[np.ndarray], regions: list[list[tuple[float, float]]],
+def _first_speech(channels: list[Channel], regions: list[list[tuple[float, float]]], samples: int) -> np.ndarray:
+    """The first `samples` of speech, channel after channel; read no further than that."""
+    pieces, wanted = [], samples
+    for c, channel in enumerate(channels):
+        for start, end in regions[c]:
+            if wanted <= 0:
+                break
+            first = int(start * SAMPLE_RATE)
+            pieces.append(channel[first:min(int(end * SAMPLE_RATE), first + wanted)])
+            wanted -= len(pieces[-1])
+    return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+
+
+def _transcribe(transcriber: Transcriber, channels: list[Channel], regions: list[list[tuple[float, float]]],
                 turns: list[list[Turn]], language: str | None, hints: list[str], emit: Emit) -> list[dict]:
     # Progress is the share of the audio (of the channels with speech) behind the last segment.
     with_speech = [c for c in range(len(channels)) if regions[c]]
@@ -113,7 +124,7 @@ def _transcribe(transcriber: Transcriber, channels: list[np.ndarray], regions: l
     segments: list[dict] = []
     for c in with_speech:
         for start, end in _chunks(regions[c], len(channels[c]) / SAMPLE_RATE):
-            samples = np.asarray(channels[c][int(start * SAMPLE_RATE):int(end * SAMPLE_RATE)])
+            samples = channels[c][int(start * SAMPLE_RATE):int(end * SAMPLE_RATE)]
             for segment in transcriber.transcribe(samples, language, hints):
                 shifted = _shifted(segment, start)
                 segments += _split_by_speaker(shifted, turns[c], c)

@@ -91,7 +91,7 @@ class OpenAIWhisper:
 
     def transcribe(self, audio: np.ndarray, language: str | None, hints: list[str]) -> Iterator[Segment]:
         result = self.model.transcribe(
-            np.array(audio, dtype=np.float32), language=language,  # a copy: torch wants writable memory word_timestamps=True, beam_size=5,
+            audio, language=language, word_timestamps=True, beam_size=5,
             best_of=5, fp16=self.device == "cuda", condition_on_previous_text=False,
             initial_prompt=" ".join(hints) or None)
         for s in result["segments"]:
