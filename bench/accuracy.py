@@ -26,7 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-TICK = os.sysconf("SC_CLK_TCK")
+from bench.procstat import cpu_mark, foreign_cpu, proc_kib  # noqa: E402
+
 CONFIGS = [("faster-whisper", "base"), ("faster-whisper", "tiny.en"),
            ("openai-whisper", "base"), ("openai-whisper", "tiny.en")]
 MODES = ("diarist", "bare")
@@ -248,53 +249,6 @@ QUICK_LINES = 6
 QUICK_SPEAKERS = [2, 3, 4, 2, 3]  # --quick: one dialogue per language, these many voices in turn
 
 
-# ---------------------------------------------------------------------------------------------
-# CPU used by other processes (the approach of bench/e2e.py)
-
-def stat_fields(pid: int | str) -> list[str]:
-    """/proc/<pid>/stat from field 3 (state) on; the command name before it may hold spaces."""
-    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat_fields(stat.parent.name)[1]) == pid:
-                found.append(int(stat.parent.name))
-        except (OSError, IndexError, ValueError):
-            continue
-    return found
-
-
-def tree_cpu() -> float:
-    """CPU seconds of this process and all its descendants, living or reaped, so far."""
-    total, todo = 0.0, [os.getpid()]
-    while todo:
-        pid = todo.pop()
-        try:
-            total += sum(int(x) for x in stat_fields(pid)[11:15]) / TICK  # utime stime cutime cstime
-        except (OSError, ValueError):
-            continue
-        todo += children(pid)
-    return total
-
-
-def machine_cpu() -> float:
-    user, nice, system, _idle, _iowait, irq, softirq = map(int, Path("/proc/stat").read_text().split()[1:8])
-    return (user + nice + system + irq + softirq) / TICK
-
-
-def proc_kib(key: str, pid: int | str = "self") -> int | None:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    return None
-
-
-# ---------------------------------------------------------------------------------------------
-# Corpus
-
 def make_corpus(directory: Path, quick: bool) -> dict:
     from soundfile import info
 
@@ -369,11 +323,11 @@ def worker(engine: str, model: str, mode: str, manifest_path: str, out_path: str
 
 def run_config(engine: str, model: str, mode: str, manifest: Path, directory: Path) -> dict:
     out = directory / f"{engine}-{model}-{mode}.json"
-    cpu0, wall0 = (machine_cpu(), tree_cpu()), time.perf_counter()
+    cpu0, wall0 = cpu_mark(), time.perf_counter()
     subprocess.run([sys.executable, __file__, "--worker", engine, model, mode, str(manifest), str(out)],
                    check=True)
     wall = time.perf_counter() - wall0
-    foreign = max(0.0, machine_cpu() - cpu0[0] - (tree_cpu() - cpu0[1]))
+    foreign = foreign_cpu(cpu0)
     return json.loads(out.read_text()) | {"foreign_cpu": foreign, "wall": wall}
 
 

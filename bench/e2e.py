@@ -29,6 +29,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.procstat import children, cpu_mark, foreign_cpu, proc_kib  # noqa: E402
 from diarist.infra.broker import KafkaBroker  # noqa: E402
 from diarist.settings import Settings  # noqa: E402
 from diarist.streams.models import model_dir  # noqa: E402
@@ -42,7 +43,6 @@ TERMINAL = ("COMPLETED", "FAILED", "STOPPED")
 POLL = 0.05
 # Lets the jobs worker finish what follows a completion (tables, changelogs) before the next bare call.
 SETTLE = 1.0
-TICK = os.sysconf("SC_CLK_TCK")
 PHASES = {  # e2e phase -> (from, to): wall clock of this process or the job's own timestamps
     "upload + create (POST → created_at)": ("post", "created_at"),
     "queue wait (created_at → started_at)": ("created_at", "started_at"),
@@ -92,52 +92,6 @@ def e2e_run(client: httpx.Client, path: Path, timeout: float = 900) -> tuple[flo
     return seconds, moments, job
 
 
-def proc_kib(pid: int, key: str) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def stat_fields(pid: int | str) -> list[str]:
-    """/proc/<pid>/stat from field 3 (state) on; the command name before it may hold spaces."""
-    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-
-
-def children(pid: int) -> list[int]:
-    """Children started from any thread (task/<pid>/children would list the main thread's only)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat_fields(stat.parent.name)[1]) == pid:
-                found.append(int(stat.parent.name))
-        except (OSError, IndexError, ValueError):
-            continue
-    return sorted(found)
-
-
-def tree_cpu() -> float:
-    """CPU seconds of this process and all its descendants (broker, workers, engine) so far."""
-    total, todo = 0.0, [os.getpid()]
-    while todo:
-        pid = todo.pop()
-        try:
-            total += sum(int(x) for x in stat_fields(pid)[11:15]) / TICK  # utime stime cutime cstime
-        except (OSError, ValueError):
-            continue
-        todo += children(pid)
-    return total
-
-
-def machine_cpu() -> float:
-    """Busy CPU seconds of the whole machine so far."""
-    user, nice, system, _idle, _iowait, irq, softirq = map(int, Path("/proc/stat").read_text().split()[1:8])
-    return (user + nice + system + irq + softirq) / TICK
-
-
 def child_label(pid: int) -> str:
     try:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
@@ -154,8 +108,8 @@ def memory_rows(service: Service) -> list[tuple[str, int, int | None, int | None
     rows = []
     for role, label in (("worker", "jobs worker + edge"), ("inference", "inference worker")):
         pid = service.processes[role].pid
-        rows.append((label, pid, proc_kib(pid, "VmHWM"), proc_kib(pid, "VmRSS")))
-        rows += [(f"  └ {child_label(c)}", c, proc_kib(c, "VmHWM"), proc_kib(c, "VmRSS")) for c in children(pid)]
+        rows.append((label, pid, proc_kib("VmHWM", pid), proc_kib("VmRSS", pid)))
+        rows += [(f"  └ {child_label(c)}", c, proc_kib("VmHWM", c), proc_kib("VmRSS", c)) for c in children(pid)]
     return rows
 
 
@@ -204,7 +158,7 @@ def report(console: Console, args: argparse.Namespace, threads: int, audio_s: fl
     for label, pid, peak, now in memory:
         mem.add_row(label, str(pid), mib(peak), mib(now))
     mem.add_row("bench process, bare call (ru_maxrss)", str(os.getpid()),
-                mib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss), mib(proc_kib(os.getpid(), "VmRSS")))
+                mib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss), mib(proc_kib("VmRSS", os.getpid())))
     mem.add_row("  of which before the model was loaded (VmRSS)", "", mib(bench_base_kib), "")
     console.print(mem)
     console.print("The bench figure includes its own imports, HTTP client and the decoded audio as well.")
@@ -220,7 +174,7 @@ def measure(console: Console, model: WhisperModel, client: httpx.Client, path: P
     e2e_run(client, path)
     time.sleep(SETTLE)
     # CPU that the machine spent outside this process tree skews the figures: measure it.
-    cpu0, wall0 = (machine_cpu(), tree_cpu()), time.perf_counter()
+    cpu0, wall0 = cpu_mark(), time.perf_counter()
     for i in range(runs):
         # Alternating the order keeps drift (caches, thermals) from favouring one side.
         for kind in (("bare", "e2e") if i % 2 == 0 else ("e2e", "bare")):
@@ -235,7 +189,7 @@ def measure(console: Console, model: WhisperModel, client: httpx.Client, path: P
                 time.sleep(SETTLE)
             console.print(f"run {i + 1}/{runs} {kind}: {seconds:.3f} s")
     # Ticks in /proc/stat and per-process times are counted differently: a few % either way is noise.
-    foreign = (max(0.0, machine_cpu() - cpu0[0] - (tree_cpu() - cpu0[1])), time.perf_counter() - wall0)
+    foreign = (foreign_cpu(cpu0), time.perf_counter() - wall0)
     result = client.get(f"/v1/jobs/{job['id']}/result").json()
     samples.words["e2e"] = sum(len(seg["words"]) for seg in result["segments"])
     return samples, foreign
@@ -266,7 +220,7 @@ def main() -> None:
                 service.start("worker")
                 service.start("inference")
                 service.wait_healthy(timeout=180)
-                bench_base_kib = proc_kib(os.getpid(), "VmRSS")
+                bench_base_kib = proc_kib("VmRSS", os.getpid())
                 model = WhisperModel(str(model_dir(args.model)), device="cpu", compute_type="int8",
                                      cpu_threads=threads, local_files_only=True)
                 with service.client() as client:

@@ -24,50 +24,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-TICK = os.sysconf("SC_CLK_TCK")
+from bench.procstat import cpu_mark, foreign_cpu, proc_kib  # noqa: E402
+
+
 TARGET_BYTES = 1.5e9  # peak for a one-hour file with base int8: 1.5 GB (1,431 MiB)
-
-
-def stat_fields(pid: int | str) -> list[str]:
-    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat_fields(stat.parent.name)[1]) == pid:
-                found.append(int(stat.parent.name))
-        except (OSError, IndexError, ValueError):
-            continue
-    return found
-
-
-def tree_cpu() -> float:
-    """CPU seconds of this process and all its descendants, living or reaped, so far."""
-    total, todo = 0.0, [os.getpid()]
-    while todo:
-        pid = todo.pop()
-        try:
-            total += sum(int(x) for x in stat_fields(pid)[11:15]) / TICK
-        except (OSError, ValueError):
-            continue
-        todo += children(pid)
-    return total
-
-
-def machine_cpu() -> float:
-    user, nice, system, _idle, _iowait, irq, softirq = map(int, Path("/proc/stat").read_text().split()[1:8])
-    return (user + nice + system + irq + softirq) / TICK
-
-
-def status_kib() -> dict[str, int]:
-    out = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmHWM", "VmRSS", "RssAnon", "RssFile"):
-            out[key] = int(value.split()[0])
-    return out
 
 
 def worker(path: str, model: str, diarization: str, out_path: str) -> None:
@@ -80,15 +40,14 @@ def worker(path: str, model: str, diarization: str, out_path: str) -> None:
 
     def sample() -> None:  # which part of the resident memory is anonymous and which file-backed
         while not done.wait(0.2):
-            now = status_kib()
             for key in peaks:
-                peaks[key] = max(peaks[key], now.get(key, 0))
+                peaks[key] = max(peaks[key], proc_kib(key) or 0)
 
     threading.Thread(target=sample, daemon=True).start()
     threads = Settings().inference_threads
     t0 = time.perf_counter()
     transcriber = transcribers.load("faster-whisper", model, threads)
-    loaded = status_kib()
+    loaded = proc_kib("VmRSS")
     load_s = time.perf_counter() - t0
     marks: dict[str, float] = {}
 
@@ -101,18 +60,18 @@ def worker(path: str, model: str, diarization: str, out_path: str) -> None:
     done.set()
     Path(out_path).write_text(json.dumps({
         "threads": threads, "device": transcriber.device, "load_seconds": load_s, "seconds": seconds,
-        "diarized_after": marks.get("diarized", t0) - t0, "peak_kib": status_kib()["VmHWM"],
-        "after_load_kib": loaded["VmRSS"], "peak_anon_kib": peaks["RssAnon"], "peak_file_kib": peaks["RssFile"],
+        "diarized_after": marks.get("diarized", t0) - t0, "peak_kib": proc_kib("VmHWM"),
+        "after_load_kib": loaded, "peak_anon_kib": peaks["RssAnon"], "peak_file_kib": peaks["RssFile"],
         "speakers": result["speakers"], "segments": len(result["segments"]),
         "text": " ".join(s["text"] for s in result["segments"])}))
 
 
 def run_one(path: Path, model: str, diarization: str, directory: Path) -> dict:
     out = directory / f"result-{diarization}.json"
-    cpu0, wall0 = (machine_cpu(), tree_cpu()), time.perf_counter()
+    cpu0, wall0 = cpu_mark(), time.perf_counter()
     subprocess.run([sys.executable, __file__, "--worker", str(path), model, diarization, str(out)], check=True)
     wall = time.perf_counter() - wall0
-    foreign = max(0.0, machine_cpu() - cpu0[0] - (tree_cpu() - cpu0[1]))
+    foreign = foreign_cpu(cpu0)
     return json.loads(out.read_text()) | {"foreign_cpu": foreign, "wall": wall, "diarization": diarization}
 
 
