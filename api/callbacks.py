@@ -1,4 +1,4 @@
-"""Callbacks: when a job ends (COMPLETED, FAILED or STOPPED), each of its callback_urls is POSTed the job.
+"""Callbacks: when a job ends (COMPLETED, FAILED or STOPPED), it is POSTed to its callback_urls.
 
 Who sends them: every jobs worker process runs a consumer of the lifecycle events in a consumer
 group of its own (`<namespace>-callbacks`), so that sending never holds up the fold of events,
@@ -7,8 +7,9 @@ and the senders share the partitions among themselves as the jobs workers do.
 At least once: an event's offset is committed only once all its deliveries ended, delivered or
 failed for good and recorded, and every earlier event of its partition's too. A process that
 dies mid-delivery leaves the event to the next owner of its partition, which sends it again;
-a receiver tells a repeat by its X-Diarist-Event-Id. Deliveries run side by side, so a slow
-receiver holds up no other.
+a receiver tells a repeat by its X-Diarist-Event-Id. A new group starts at the beginning of the
+topic, so that no end goes unannounced. Deliveries run side by side, so a slow receiver holds
+up no other.
 
 What is sent: the job as the native API shows it (api/views.py), in the words of the API it was
 made through (options.api): that facade's `callback_body(job)` (also handed the result
@@ -139,7 +140,7 @@ class CallbackSender:
     async def run(self) -> None:
         try:
             while True:
-                batches = await self.consumer.getmany(timeout_ms=1000)
+                batches = await self.consumer.getmany(timeout_ms=1000, max_records=IN_FLIGHT)
                 for tp, records in batches.items():
                     for record in records:
                         self._take(tp, record.offset, record.value)
@@ -210,7 +211,8 @@ class CallbackSender:
         for url, reason in zip(urls, reasons):
             if reason is not None:
                 log.warning("job %s: the callback to %s failed: %s", job["id"], url, reason)
-                await self.publish(lc.CALLBACK_FAILED, lc.make_event(job["id"], event["version"], url=url, reason=reason))
+                failed = lc.make_event(job["id"], event["version"], url=url, reason=reason)
+                await self.publish(lc.CALLBACK_FAILED, failed)
 
     async def body(self, job: dict, event_word: str) -> dict:
         """What the callback says, in the words of the API the job was made through."""

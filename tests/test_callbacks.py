@@ -168,7 +168,8 @@ def test_each_api_speaks_its_own_words_and_is_handed_the_result_where_it_takes_o
     monkeypatch.setitem(callbacks.FACADES, "job-only", SimpleNamespace(callback_body=lambda job: {"id": job["id"]}))
     monkeypatch.setitem(callbacks.FACADES, "unwritten", SimpleNamespace())
     results = httpx.MockTransport(lambda request: httpx.Response(200, json={"path": request.url.path}))
-    sender = callbacks.CallbackSender(Settings(), None, None, httpx.AsyncClient(base_url="http://edge", transport=results), None)
+    edge = httpx.AsyncClient(base_url="http://edge", transport=results)
+    sender = callbacks.CallbackSender(Settings(), None, None, edge, None)
 
     def body(api: str, status: str = "COMPLETED") -> dict:
         job = {"id": "j1", "status": status, "options": {"api": api}}
