@@ -12,9 +12,9 @@ topic, so that no end goes unannounced. Deliveries run side by side, so a slow r
 up no other.
 
 What is sent: the job as the native API shows it (api/views.py), in the words of the API it was
-made through (options.api): that facade's `callback_body(job)` (also handed the result
-document of a COMPLETED job, where it takes a second argument), or, for the native API,
-`{"event": "completed", "job": {...}}`. The job is read from this process's own edge over
+made through (options.api): that facade's `callback_body(job, result)` (result: the document
+of a COMPLETED job, else None), posted to its `callback_url(url, job_id)` where it has one
+(CPqD appends the job id); or, for the native API, `{"event": "completed", "job": {...}}`. The job is read from this process's own edge over
 HTTP, with one of the service's API keys: the callbacks group does not share partitions out as
 the jobs group does, so the job is often in another worker's table, and the edge already
 forwards to that worker. The read waits until the job's fold reached the event's version, and
@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import inspect
 import json
 import logging
 import time
@@ -203,7 +202,8 @@ class CallbackSender:
         job = await self._job_at(event)
         if job is None or not job["options"]["callback_urls"] or not announces(job, name, event):
             return
-        urls = job["options"]["callback_urls"]
+        target = getattr(FACADES.get(job["options"]["api"]), "callback_url", None)
+        urls = [target(url, job["id"]) if target else url for url in job["options"]["callback_urls"]]
         body = json.dumps(await self.body(job, lc.EVENT_WORDS[name])).encode()
         headers = headers_of(job, event, body, self.settings.callback_secret)
         reasons = await asyncio.gather(*(post(self.receivers, url, body, headers, self.settings.callback_attempts,
@@ -219,8 +219,6 @@ class CallbackSender:
         callback_body = getattr(FACADES.get(job["options"]["api"]), "callback_body", None)
         if callback_body is None:
             return {"event": event_word, "job": job}
-        if len(inspect.signature(callback_body).parameters) == 1:
-            return callback_body(job)
         return callback_body(job, await self._result(job))
 
     async def _result(self, job: dict) -> dict | None:

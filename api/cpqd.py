@@ -193,8 +193,8 @@ def _media(job: dict[str, Any]) -> dict[str, Any]:
                     # nominal, half the sample rate, as CPqD gives 4000 for 8 kHz audio
                     "bandwidth": media["sample_rate"] / 2}
     out["output"] = {"redundant_channel": any(c["redundant_of"] is not None for c in job["channels"]),
-                     "channels": [{name: c[name] for name in ("channel", "duration", "speech", "silence")}
-                                  for c in job["channels"]]}
+                     "channels": [{"channel": c["channel"] + 1, "duration": c["duration"], "speech": c["speech"],
+                                   "silence": c["silence"]} for c in job["channels"]]}  # from 1, as segments
     return out
 
 
@@ -221,6 +221,11 @@ async def _entry(request: Request, job: dict[str, Any], with_segments: bool) -> 
     if with_segments and job["status"] == lc.COMPLETED:
         entry["segments"] = writers.cpqd_segments(await core.result(request, job["id"]), _lm(job["options"]))
     return entry
+
+
+def callback_url(url: str, job_id: str) -> str:
+    """Where CPqD POSTs a job's webhook: the registered URL, then the job id as the last path segment."""
+    return f"{url.rstrip('/')}/{job_id}"
 
 
 def callback_body(job: dict[str, Any], result: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -410,7 +415,7 @@ JOB_PROPERTIES = {
 JOB_SCHEMA = {"type": "object", "required": ["id", "filename", "status", "created_at", "media", "config"],
               "properties": JOB_PROPERTIES}
 SEGMENTS_SCHEMA = {"type": "array", "items": {"type": "object", "properties": {
-    "channel": {"type": "integer"}, "speaker": {"type": "integer"}, "start": {"type": "number"},
+    "channel": {"type": "integer", "minimum": 1}, "speaker": {"type": "string"}, "start": {"type": "number"},
     "end": {"type": "number"}, "status": {"type": "string", "enum": ["RECOGNIZED"]},
     "alternatives": {"type": "array", "items": {"type": "object", "properties": {
         "text": {"type": "string"}, "score": {"type": "integer", "minimum": 0, "maximum": 100},

@@ -61,8 +61,8 @@ def _filename(job_id: str, media_url: str, kind: str) -> str:
     return f"{stem}_{job_id}.{kind}"
 
 
-def callback_body(job: dict) -> dict:
-    """What NYT's service POSTs to its callback URL when a job ends: the job object."""
+def callback_body(job: dict, result: dict | None = None) -> dict:
+    """What NYT's service POSTs to its callback URL when a job ends: the job object (its outputs are links)."""
     return nyt_job(job)
 
 

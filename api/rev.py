@@ -107,8 +107,8 @@ def _rev_time(at: str | None) -> str | None:
     return at and at.replace("+00:00", "Z")
 
 
-def callback_body(job: dict) -> dict:
-    """What Rev POSTs to a job's notification URL when the job ends."""
+def callback_body(job: dict, result: dict | None = None) -> dict:
+    """What Rev POSTs to a job's notification URL when the job ends (the job alone: its output is fetched)."""
     return {"job": rev_job(job)}
 
 

@@ -144,13 +144,14 @@ def rev_text(result: dict[str, Any]) -> str:
 def cpqd_segments(result: dict[str, Any], lm: str = "base") -> list[dict[str, Any]]:
     """CPqD Transcrição de Diálogos v3 segments, one per segment of the document. Scores are 0-100
     integers (a word's confidence × 100, rounded half up; the alternative's score is the mean of
-    its words', 0 without words); `lm` names the model. Channels are numbered as in the document."""
+    its words', 0 without words); `lm` names the model. As CPqD does, channels count from 1 and
+    speakers are strings counting from "1"."""
     segments = []
     for segment in _segments(result):
         words = _segment_words(segment)
         scores = [_score(w.confidence) for w in words]
         segments.append({
-            "channel": segment["channel"], "speaker": segment["speaker"],
+            "channel": segment["channel"] + 1, "speaker": str(segment["speaker"] + 1),
             "start": segment["start"], "end": segment["end"], "status": "RECOGNIZED",
             "alternatives": [{
                 "text": " ".join(w.text for w in words),

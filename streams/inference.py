@@ -44,6 +44,7 @@ class InferenceWorker:
         self.heartbeat_topic = self.app.topic(self.names.heartbeats, key_serializer="raw", value_serializer="raw")
         self.blobs = LocalBlobStore(settings.blob_dir)
         self.engines: dict[tuple[str, str], Engine] = {}
+        self._reloading: asyncio.Future | None = None
         self.app.agent(self.events_topic, name="run-jobs", concurrency=1)(self._run_jobs)
         self.app.timer(5.0, name="heartbeat")(self._heartbeat)
         idle_check = min(30.0, max(1.0, settings.model_idle_seconds / 2))
@@ -151,6 +152,8 @@ class InferenceWorker:
             result = await self.engine(engine, model).run(media, options, on_message, cancelled)
         except Cancelled:
             log.info("job %s stopped while running", job_id)
+            if (engine, model) == self.default_engine:  # killed with the run: be ready for the next job
+                self._reloading = asyncio.ensure_future(self._load_default_model())
             return
         except JobFailed as exc:
             return await self._fail(tail, job_id, str(exc))

@@ -163,9 +163,20 @@ def test_a_callback_cut_off_by_a_crash_is_sent_again_after_the_restart(service, 
         assert client.get(f"/v1/jobs/{job['id']}").json()["callback_failure_reason"] is None
 
 
-def test_each_api_speaks_its_own_words_and_is_handed_the_result_where_it_takes_one(monkeypatch):
+def test_a_cpqd_job_is_posted_to_its_callback_url_and_job_id_in_cpqd_words(service, speech, receiver):
+    with service.client() as client, open(speech[0], "rb") as media:
+        created = client.post("/trd/v3/job/create", files={"upload_file": ("speech.wav", media, "audio/wav")},
+                              data={"callback_urls": receiver.url("/cpqd")})
+        assert created.status_code == 200, created.text
+        job_id = created.json()["job"]["id"]
+        assert client.post(f"/trd/v3/job/stop/{job_id}").status_code == 200
+    [(_, body)] = receiver.wait(f"/cpqd/{job_id}", 1)
+    job = json.loads(body)["job"]  # CPqD's job object, not the native one
+    assert (job["id"], job["status"]) == (job_id, "STOPPED") and "config" in job and "options" not in job
+
+
+def test_each_api_speaks_its_own_words_and_is_handed_the_result_of_a_completed_job(monkeypatch):
     monkeypatch.setitem(callbacks.FACADES, "with-result", SimpleNamespace(callback_body=lambda job, result: result))
-    monkeypatch.setitem(callbacks.FACADES, "job-only", SimpleNamespace(callback_body=lambda job: {"id": job["id"]}))
     monkeypatch.setitem(callbacks.FACADES, "unwritten", SimpleNamespace())
     results = httpx.MockTransport(lambda request: httpx.Response(200, json={"path": request.url.path}))
     edge = httpx.AsyncClient(base_url="http://edge", transport=results)
@@ -177,7 +188,6 @@ def test_each_api_speaks_its_own_words_and_is_handed_the_result_where_it_takes_o
 
     assert body("with-result") == {"path": "/v1/jobs/j1/result"}
     assert body("with-result", "FAILED") is None
-    assert body("job-only") == {"id": "j1"}
     native = {"event": "stopped", "job": {"id": "j1", "status": "STOPPED", "options": {"api": "diarist"}}}
     assert body("diarist", "STOPPED") == native
     assert body("unwritten", "STOPPED")["event"] == "stopped"

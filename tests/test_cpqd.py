@@ -92,7 +92,7 @@ def test_a_finished_job_tells_its_times_and_media(completed, speech):
     output = job["media"]["output"]
     assert output["redundant_channel"] is False and len(output["channels"]) == 1
     channel = output["channels"][0]
-    assert channel["channel"] == 0 and channel["duration"] > 5 and channel["speech"] > 3
+    assert channel["channel"] == 1 and channel["duration"] > 5 and channel["speech"] > 3
     assert channel["speech"] + channel["silence"] == pytest.approx(channel["duration"], abs=0.01)
 
 
