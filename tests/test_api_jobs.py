@@ -172,6 +172,28 @@ def test_listing_filters_and_pages_newest_first(service, speech):
         assert client.get("/v1/jobs", params={"created_after": "yesterday"}).status_code == 422
 
 
+def test_listing_and_counting_by_task_and_filename(service, speech):
+    with service.client() as client:
+        transcription = submit(client, speech[0], json.dumps({"tag": "by-task"}))["id"]
+        identification = submit(client, speech[0], json.dumps({"tag": "by-task", "task": "language_identification"}))["id"]
+        for job_id in (transcription, identification):
+            client.post(f"/v1/jobs/{job_id}/stop")
+
+        def listed(**params) -> list[str]:
+            return [j["id"] for j in client.get("/v1/jobs", params={"tag": "by-task", **params}).json()["jobs"]]
+
+        def counted(**params) -> int:
+            return client.get("/v1/jobs/count", params={"tag": "by-task", **params}).json()["count"]
+
+        assert listed(task="language_identification") == [identification]
+        assert listed(task="transcription") == [transcription]
+        assert listed(filename=speech[0].name) == [identification, transcription]
+        assert listed(filename="other.wav") == []
+        assert (counted(), counted(task="transcription"), counted(filename="other.wav")) == (2, 1, 0)
+        assert client.get("/v1/jobs", params={"task": "dictation"}).status_code == 422
+        assert client.get("/v1/jobs/count", params={"status": "LOST"}).status_code == 422
+
+
 def test_health_reports_broker_tables_and_model(service):
     with service.client(None) as client:
         health = client.get("/healthz").json()
