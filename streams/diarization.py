@@ -16,6 +16,10 @@ from .media import SAMPLE_RATE, Channel
 DEFAULT_THRESHOLD = 0.21  # cosine distance between voices; measured on generated voices (docs/accuracy.md)
 PIECE_SECONDS = 3.0
 SHORTEST_PIECE = 0.4
+# Clustering holds a matrix of every pair of pieces; above this many pieces (about two hours of
+# speech), an even sample is clustered and the rest join the nearest cluster, so that memory
+# stays bounded (2000 pieces: a 32 MB matrix) whatever the duration.
+MAX_CLUSTERED = 2000
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,17 @@ def diarize(audio: Channel, regions: list[tuple[float, float]], bounds: SpeakerB
 
 def cluster(embeddings: np.ndarray, bounds: SpeakerBounds) -> np.ndarray:
     """A speaker label per embedding."""
+    if len(embeddings) <= MAX_CLUSTERED:
+        return _agglomerative(embeddings, bounds)
+    sample = np.linspace(0, len(embeddings) - 1, MAX_CLUSTERED).round().astype(int)
+    labels = _agglomerative(embeddings[sample], bounds)
+    centroids = np.array([embeddings[sample][labels == label].mean(axis=0) for label in range(labels.max() + 1)])
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    return np.argmax(unit @ centroids.T, axis=1)
+
+
+def _agglomerative(embeddings: np.ndarray, bounds: SpeakerBounds) -> np.ndarray:
     from sklearn.cluster import AgglomerativeClustering
 
     n = len(embeddings)
