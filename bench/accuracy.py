@@ -290,6 +290,9 @@ def bare(transcriber, engine: str, path: str, condition: bool = True) -> tuple[s
 def worker(engine: str, model: str, mode: str, manifest_path: str, out_path: str) -> None:
     from diarist.settings import Settings
     from diarist.streams import pipeline, transcribers
+    from diarist.streams.engine import bound_malloc
+
+    bound_malloc()  # as in the service's engine process
 
     manifest = json.loads(Path(manifest_path).read_text())
     files = [f for f in manifest["files"] if MULTILINGUAL[model] or f["language"] == "en"]

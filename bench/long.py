@@ -34,6 +34,9 @@ def worker(path: str, model: str, diarization: str, out_path: str) -> None:
     """In the subprocess: load the model, run the pipeline once, write what it measured."""
     from diarist.settings import Settings
     from diarist.streams import pipeline, transcribers
+    from diarist.streams.engine import bound_malloc
+
+    bound_malloc()  # as in the service's engine process
 
     peaks = {"RssAnon": 0, "RssFile": 0}
     done = threading.Event()

@@ -36,7 +36,7 @@ def _die_with_parent() -> None:
         pass  # not Linux: the engine ends at its next write to the closed pipe
 
 
-def _bounded_malloc() -> None:
+def bound_malloc() -> None:
     """glibc's malloc raises its mmap threshold after each large free, so the next large blocks
     (a chunk's features, some 10-30 MB each) come from the heap and fragment it: an engine's
     resident memory grew by about 300 MB over an hour of audio. A fixed threshold sends them to
@@ -53,7 +53,7 @@ def _bounded_malloc() -> None:
 
 def _serve(conn: Connection, engine: str, model_name: str, threads: int) -> None:
     _die_with_parent()
-    _bounded_malloc()
+    bound_malloc()
 
     from . import pipeline, transcribers
 
