@@ -32,7 +32,8 @@ CONFIGS = [("faster-whisper", "base"), ("faster-whisper", "tiny.en"),
            ("openai-whisper", "base"), ("openai-whisper", "tiny.en")]
 MODES = ("diarist", "bare")
 # --control: the bare call once more with the decoding settings diarist uses
-# (condition_on_previous_text=False), to tell what the settings cost from what the pipeline does.
+# (condition_on_previous_text=False, no no-speech gate), to tell what the settings cost from
+# what the pipeline does.
 CONTROL = "control"
 MULTILINGUAL = {"base": True, "tiny.en": False}
 WER_BUDGET = 1.0  # points of WER that going through diarist may add over the bare engine
@@ -271,19 +272,21 @@ def make_corpus(directory: Path, quick: bool) -> dict:
 # ---------------------------------------------------------------------------------------------
 # One configuration and mode, in a subprocess of its own (so that its peak memory is its own)
 
-def bare(transcriber, engine: str, path: str, condition: bool = True) -> tuple[str, str | None]:
+def bare(transcriber, engine: str, path: str, as_diarist: bool = False) -> tuple[str, str | None]:
     """The engine's plain transcription of the whole file; (text, language it identified).
-    condition=False: without conditioning on the previous text, as diarist calls the engines."""
+    as_diarist: with the decoding settings diarist uses (no conditioning on the previous text,
+    no no-speech gate)."""
+    settings = {"condition_on_previous_text": False, "no_speech_threshold": None} if as_diarist else {}
     if engine == "faster-whisper":
         segments, info = transcriber.model.transcribe(path, beam_size=5, word_timestamps=True, vad_filter=True,
-                                                      condition_on_previous_text=condition)
+                                                      **settings)
         return " ".join(s.text.strip() for s in segments), info.language
     # openai-whisper reads files with the ffmpeg program, which this machine does not have; PyAV
     # decodes it instead, as faster-whisper does (16 kHz mono float32).
     from faster_whisper import decode_audio
 
     result = transcriber.model.transcribe(decode_audio(path), beam_size=5, best_of=5, word_timestamps=True,
-                                          fp16=False, condition_on_previous_text=condition)
+                                          fp16=False, **settings)
     return result["text"].strip(), result.get("language")
 
 
@@ -303,7 +306,7 @@ def worker(engine: str, model: str, mode: str, manifest_path: str, out_path: str
 
     def once(path: str) -> dict:
         if mode in ("bare", CONTROL):
-            text, language = bare(transcriber, engine, path, condition=mode == "bare")
+            text, language = bare(transcriber, engine, path, as_diarist=mode == CONTROL)
             return {"text": text, "language": language}
         result = pipeline.run(transcriber, Path(path), {"task": "TRANSCRIPTION"}, lambda *_: None)
         return {"text": " ".join(s["text"] for s in result["segments"]), "language": result["language"],
@@ -441,8 +444,8 @@ def report(console, command: list[str], corpus: dict, runs: dict, started: datet
                           *extra, end_section=key == "all")
     console.print(table)
     if control:
-        console.print("bare, no cond.: the bare call with condition_on_previous_text=False, as diarist calls the "
-                      "engine; diarist - that: what the rest of the pipeline (VAD-trimmed chunk, language found "
+        console.print("bare, no cond.: the bare call with diarist's decoding settings (condition_on_previous_text="
+                      "False, no_speech_threshold=None); diarist - that: what the rest of the pipeline (VAD-trimmed chunk, language found "
                       "on the first 30 s of speech, words regrouped by speaker) adds on top of that setting.")
 
     # DER and speaker counts
@@ -526,7 +529,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one short dialogue per language (~2 minutes)")
     parser.add_argument("--control", action="store_true",
-                        help="also run the bare call with diarist's decoding settings (condition_on_previous_text=False)")
+                        help="also run the bare call with diarist's decoding settings (no conditioning, no no-speech gate)")
     parser.add_argument("--only", nargs="+", metavar="ENGINE:MODEL", help="run only these configurations")
     parser.add_argument("--save", type=Path, help="write the corpus and raw results to this JSON file")
     parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
