@@ -31,9 +31,8 @@ from bench.procstat import cpu_mark, foreign_cpu, proc_kib  # noqa: E402
 CONFIGS = [("faster-whisper", "base"), ("faster-whisper", "tiny.en"),
            ("openai-whisper", "base"), ("openai-whisper", "tiny.en")]
 MODES = ("diarist", "bare")
-# --control: the bare call once more with the decoding settings diarist uses
-# (condition_on_previous_text=False, no no-speech gate), to tell what the settings cost from
-# what the pipeline does.
+# --control: the bare call once more with the decoding settings diarist uses (no no-speech
+# gate), to tell what the settings cost from what the pipeline does.
 CONTROL = "control"
 MULTILINGUAL = {"base": True, "tiny.en": False}
 WER_BUDGET = 1.0  # points of WER that going through diarist may add over the bare engine
@@ -274,9 +273,8 @@ def make_corpus(directory: Path, quick: bool) -> dict:
 
 def bare(transcriber, engine: str, path: str, as_diarist: bool = False) -> tuple[str, str | None]:
     """The engine's plain transcription of the whole file; (text, language it identified).
-    as_diarist: with the decoding settings diarist uses (no conditioning on the previous text,
-    no no-speech gate)."""
-    settings = {"condition_on_previous_text": False, "no_speech_threshold": None} if as_diarist else {}
+    as_diarist: with the decoding settings diarist uses (no no-speech gate)."""
+    settings = {"no_speech_threshold": None} if as_diarist else {}
     if engine == "faster-whisper":
         segments, info = transcriber.model.transcribe(path, beam_size=5, word_timestamps=True, vad_filter=True,
                                                       **settings)
@@ -416,7 +414,7 @@ def report(console, command: list[str], corpus: dict, runs: dict, started: datet
     table.add_column("language")
     table.add_column("words", justify="right")
     control = any(mode == CONTROL for _, _, mode in runs)
-    for name in ("diarist", "bare", "diarist - bare", "check") + (("bare, no cond.", "diarist - that") if control else ()):
+    for name in ("diarist", "bare", "diarist - bare", "check") + (("bare, as diarist", "diarist - that") if control else ()):
         table.add_column(name, justify="right")
     for engine, model in configs:
         modes = MODES + (CONTROL,) * control
@@ -444,8 +442,8 @@ def report(console, command: list[str], corpus: dict, runs: dict, started: datet
                           *extra, end_section=key == "all")
     console.print(table)
     if control:
-        console.print("bare, no cond.: the bare call with diarist's decoding settings (condition_on_previous_text="
-                      "False, no_speech_threshold=None); diarist - that: what the rest of the pipeline (VAD-trimmed chunk, language found "
+        console.print("bare, as diarist: the bare call with diarist's decoding settings (no_speech_threshold="
+                      "None); diarist - that: what the rest of the pipeline (VAD-trimmed chunk, language found "
                       "on the first 30 s of speech, words regrouped by speaker) adds on top of that setting.")
 
     # DER and speaker counts
@@ -529,7 +527,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one short dialogue per language (~2 minutes)")
     parser.add_argument("--control", action="store_true",
-                        help="also run the bare call with diarist's decoding settings (no conditioning, no no-speech gate)")
+                        help="also run the bare call with diarist's decoding settings (no no-speech gate)")
     parser.add_argument("--only", nargs="+", metavar="ENGINE:MODEL", help="run only these configurations")
     parser.add_argument("--save", type=Path, help="write the corpus and raw results to this JSON file")
     parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)

@@ -68,7 +68,7 @@ def bare_run(model: WhisperModel, path: Path) -> tuple[float, int]:
     start = time.perf_counter()
     audio = decode(path)
     segments, _ = model.transcribe(audio, language=language, beam_size=5, word_timestamps=True,
-                                   vad_filter=True, condition_on_previous_text=False, no_speech_threshold=None)
+                                   vad_filter=True, no_speech_threshold=None)
     words = sum(len(s.words or []) for s in segments)  # segments is lazy: consuming it is the work
     return time.perf_counter() - start, words
 

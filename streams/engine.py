@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
+import shutil
 import signal
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from multiprocessing.connection import Connection
@@ -51,9 +54,18 @@ def bound_malloc() -> None:
         pass  # not glibc
 
 
+def _scratch(pid: int) -> Path:
+    """The engine process's own temporary directory. A killed engine cannot clean up after its
+    job (decoded audio: 230 MB an hour a channel), so the Engine that killed it removes this."""
+    return Path(tempfile.gettempdir()) / f"diarist-engine-{pid}"
+
+
 def _serve(conn: Connection, engine: str, model_name: str, threads: int) -> None:
     _die_with_parent()
     bound_malloc()
+    scratch = _scratch(os.getpid())
+    scratch.mkdir(exist_ok=True)
+    tempfile.tempdir = str(scratch)  # every temporary file of this process goes there
 
     from . import pipeline, transcribers
 
@@ -63,6 +75,7 @@ def _serve(conn: Connection, engine: str, model_name: str, threads: int) -> None
         try:
             path, options = conn.recv()
         except EOFError:
+            shutil.rmtree(scratch, ignore_errors=True)
             return
         try:
             result = pipeline.run(transcriber, Path(path), options, lambda kind, data: conn.send((kind, data)))
@@ -154,5 +167,6 @@ class Engine:
             self._process.kill()
             self._process.join(5)
             self._conn.close()
+            shutil.rmtree(_scratch(self._process.pid), ignore_errors=True)
         self._process = self._conn = None
 

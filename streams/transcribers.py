@@ -5,7 +5,9 @@ segments with word timings in the same shape.
 
 Both are called without Whisper's no-speech gate (no_speech_threshold=None): the pipeline's own
 VAD has already chosen what is speech, and the gate drops whole 30 s windows of real but unusual
-speech (a four-voice French dialogue gave no text at all with it).
+speech (a four-voice French dialogue gave no text at all with it). Each window is conditioned on
+the text before it, as the engines do by default: chunks of at most five minutes keep a runaway
+repetition short, and without it tiny.en lost two points of WER on the accuracy corpus.
 """
 from __future__ import annotations
 
@@ -68,7 +70,7 @@ class FasterWhisper:
     def transcribe(self, audio: np.ndarray, language: str | None, hints: list[str]) -> Iterator[Segment]:
         segments, _ = self.model.transcribe(
             audio, language=language, beam_size=5, word_timestamps=True, vad_filter=True,
-            condition_on_previous_text=False, no_speech_threshold=None, hotwords=" ".join(hints) or None)
+            no_speech_threshold=None, hotwords=" ".join(hints) or None)
         for s in segments:
             yield _segment(s.start, s.end, s.text, [(w.word, w.start, w.end, w.probability) for w in s.words or []])
 
@@ -96,7 +98,7 @@ class OpenAIWhisper:
     def transcribe(self, audio: np.ndarray, language: str | None, hints: list[str]) -> Iterator[Segment]:
         result = self.model.transcribe(
             audio, language=language, word_timestamps=True, beam_size=5,
-            best_of=5, fp16=self.device == "cuda", condition_on_previous_text=False, no_speech_threshold=None,
+            best_of=5, fp16=self.device == "cuda", no_speech_threshold=None,
             initial_prompt=" ".join(hints) or None)
         for s in result["segments"]:
             yield _segment(s["start"], s["end"], s["text"],

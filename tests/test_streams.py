@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import shutil
 import signal
+import tempfile
 import time
 import uuid
+from pathlib import Path
 
 from diarist.streams import lifecycle as lc
 from diarist.streams.jobs import job_id_for_request
@@ -72,11 +74,21 @@ def test_an_inference_worker_killed_mid_job_leaves_it_to_be_completed_once(fresh
     assert completions.count(long_job["id"]) == 1 and completions.count(short_job["id"]) == 1
 
 
+def engine_pid(inference_pid: int) -> int:
+    """The engine process among the inference worker's children (not multiprocessing's tracker)."""
+    children = {int(pid) for task in Path(f"/proc/{inference_pid}/task").iterdir()
+                for pid in (task / "children").read_text().split()}
+    [pid] = [pid for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    return pid
+
+
 def test_a_running_job_stops_within_a_second(fresh_service, long_speech, speech):
     service = fresh_service
     with service.client() as client:
         job = submit(client, long_speech)
         wait_for_job(client, job["id"], lambda j: j["status"] == "IN_PROGRESS" and j["progress"] > 0)
+        scratch = Path(tempfile.gettempdir()) / f"diarist-engine-{engine_pid(service.processes['inference'].pid)}"
+        assert any(scratch.rglob("channel-*.f32"))  # the running job's decoded audio
         asked = time.monotonic()
         assert client.post(f"/v1/jobs/{job['id']}/stop").json()["status"] == "STOPPED"
         assert time.monotonic() - asked < 1.0
@@ -87,6 +99,7 @@ def test_a_running_job_stops_within_a_second(fresh_service, long_speech, speech)
         stopped = client.get(f"/v1/jobs/{job['id']}").json()
     assert stopped["status"] == "STOPPED" and stopped["progress"] < 100
     assert f"job {job['id']} stopped while running" in service.log("inference")
+    assert not scratch.exists()  # the killed engine's files went with it
 
 
 def test_tables_and_index_come_back_from_the_changelog(fresh_service, speech):
