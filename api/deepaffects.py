@@ -13,8 +13,6 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -28,7 +26,7 @@ from diarist.streams.jobs import job_id_for_request, media_key
 
 from . import core, ingest, writers
 from .jobs import json_object
-from .problems import Problem
+from .problems import Problem, restated
 
 API = "deepaffects"
 DIARIZE, ASR = "diarize", "asr"  # the `api` a submission answers with
@@ -88,7 +86,7 @@ def _options(body: dict, api: str, request_id: str, webhook: str | None) -> dict
     if not isinstance(language, str):
         raise Problem(400, "languageCode must be a string such as en-US")
     speakers = body.get("speakers", body.get("speakerCount", -1))  # the SDK's name, and the docs'
-    with _bad_request():
+    with restated(422, _bad_request):
         return ingest.parse_options({
             "language": language.split("-")[0].lower(),
             "speakers_count": None if speakers == -1 else speakers,
@@ -116,7 +114,7 @@ async def _audio(request: Request, body: dict, key: str, request_id: str) -> ing
     if (content is None) == (url is None):
         raise Problem(400, "send exactly one of content (base64 audio) and url")
     if url is not None:
-        with _bad_request():
+        with restated(422, _bad_request):
             return await ingest.fetch(url, blobs, key, settings.max_media_bytes, settings.media_url_timeout)
     try:
         audio = base64.b64decode(content, validate=True)
@@ -129,6 +127,11 @@ async def _audio(request: Request, body: dict, key: str, request_id: str) -> ing
     except TooLarge:
         raise _too_large(settings.max_media_bytes) from None
     return ingest.Media(request_id, md5, size, None)
+
+
+def _bad_request(detail: str) -> Problem:
+    """DeepAffects' one code for a request it cannot take."""
+    return Problem(400, detail)
 
 
 async def status(request: Request) -> Response:
@@ -151,17 +154,6 @@ async def _job(request: Request, request_id: str) -> dict:
     if job["options"]["api"] != API:
         raise Problem(404, f"no request {request_id!r}")
     return job
-
-
-@contextmanager
-def _bad_request() -> Iterator[None]:
-    """The core's 422 for a value it cannot take is DeepAffects' 400, its one code for a bad request."""
-    try:
-        yield
-    except Problem as exc:
-        if exc.status != 422:
-            raise
-        raise Problem(400, exc.detail) from None
 
 
 def _too_large(max_bytes: int) -> Problem:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http import HTTPStatus
 
 from starlette.exceptions import HTTPException
@@ -21,6 +23,18 @@ class Problem(Exception):
         self.title = title or HTTPStatus(status).phrase
         self.headers = headers
         self.extra = extra
+
+
+@contextmanager
+def restated(status: int, as_problem: Callable[[str], Problem]) -> Iterator[None]:
+    """A Problem of `status` raised inside comes out as `as_problem(detail)`: how a vendor states
+    it (Rev and DeepAffects answer 400 where the core answers 422)."""
+    try:
+        yield
+    except Problem as exc:
+        if exc.status != status:
+            raise
+        raise as_problem(exc.detail) from None
 
 
 def problem_response(request: Request, status: int, detail: str, title: str | None = None,

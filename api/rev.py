@@ -10,8 +10,7 @@ native TRANSCRIPTION job. Errors are Rev's problem documents: a `type` under Rev
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -23,7 +22,7 @@ from starlette.routing import BaseRoute, Route
 
 from . import core, ingest, writers
 from .jobs import json_object
-from .problems import Problem
+from .problems import Problem, restated
 
 ERRORS = "https://www.rev.ai/api/v1/errors/"
 REV_JSON = "application/vnd.rev.transcript.v1.0+json"
@@ -133,17 +132,6 @@ def _invalid_state(status: str, allowed: list[str], action: str) -> Problem:
                    type=ERRORS + "invalid-job-state", allowed_values=allowed, current_value=status)
 
 
-@contextmanager
-def _rev_validation() -> Iterator[None]:
-    """The core's 422 for a bad value is Rev's 400."""
-    try:
-        yield
-    except Problem as exc:
-        if exc.status != 422:
-            raise
-        raise _invalid_parameters(exc.detail) from None
-
-
 # -- submission ----------------------------------------------------------------------------------
 
 async def submit_job(request: Request, surface: Surface) -> Response:
@@ -161,7 +149,7 @@ async def submit_job(request: Request, surface: Surface) -> Response:
         fields = await json_object(request)
         options = _native_options(fields, surface, uploaded=False)
         url, headers = _source(fields)
-        with _rev_validation():
+        with restated(422, _invalid_parameters):
             media = await ingest.fetch(url, blobs, key, settings.max_media_bytes, settings.media_url_timeout, headers)
     else:
         raise Problem(415, "send JSON with a media_url or source_config, or multipart/form-data with a 'media' file")
@@ -193,7 +181,7 @@ def _native_options(fields: dict, surface: Surface, uploaded: bool) -> dict[str,
     skip_diarization = given.get("skip_diarization", False)
     if not isinstance(skip_diarization, bool):
         raise _invalid_field("skip_diarization", "must be true or false")
-    with _rev_validation():
+    with restated(422, _invalid_parameters):
         return ingest.parse_options({
             "task": surface.task, "metadata": given.get("metadata"),
             "delete_after_seconds": given.get("delete_after_seconds"),
