@@ -23,6 +23,7 @@ from diarist.streams.diarization import DEFAULT_THRESHOLD
 from diarist.streams.media import MediaError, probe
 
 from . import core, ingest, writers
+from .jobs import datetime_param
 from .ingest import Media
 from .problems import Problem
 
@@ -358,13 +359,7 @@ def _moment(raw: str | None, name: str, day_end: bool) -> datetime | None:
         pass
     else:
         return datetime.combine(day, time(), timezone.utc) + timedelta(days=1 if day_end else 0)
-    try:
-        at = datetime.fromisoformat(raw)
-    except ValueError:
-        raise Problem(422, f"{name} must be an ISO 8601 date or date-time") from None
-    if at.tzinfo is None:
-        raise Problem(422, f"{name} needs a UTC offset, such as 2026-01-31T12:00:00-03:00")
-    return at
+    return datetime_param(raw, name)
 
 
 routes: list[BaseRoute] = [

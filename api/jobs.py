@@ -68,8 +68,8 @@ def _filters(request: Request) -> dict:
         raise Problem(422, f"task must be one of {', '.join(t.lower() for t in ingest.TASKS)}")
     return {"status": status and status.upper(), "task": task and task.upper(), "tag": q.get("tag"),
             "filename": q.get("filename"),
-            "created_after": _datetime(q.get("created_after"), "created_after"),
-            "created_before": _datetime(q.get("created_before"), "created_before")}
+            "created_after": datetime_param(q.get("created_after"), "created_after"),
+            "created_before": datetime_param(q.get("created_before"), "created_before")}
 
 
 async def list_jobs(request: Request) -> Response:
@@ -117,7 +117,8 @@ def _int(raw: str, name: str, low: int, high: int) -> int:
     return value
 
 
-def _datetime(raw: str | None, name: str) -> datetime | None:
+def datetime_param(raw: str | None, name: str) -> datetime | None:
+    """A query parameter as an ISO 8601 date-time with an offset; 422 otherwise."""
     if raw is None:
         return None
     try:
