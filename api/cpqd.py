@@ -23,7 +23,7 @@ from diarist.streams.diarization import DEFAULT_THRESHOLD
 from diarist.streams.media import MediaError, probe
 
 from . import core, ingest, writers
-from .jobs import datetime_param
+from .jobs import datetime_param, int_param
 from .ingest import Media
 from .problems import Problem
 
@@ -306,8 +306,8 @@ async def delete_job(request: Request) -> Response:
 # -- listing ----------------------------------------------------------------------------------
 
 async def _listing(request: Request, filters: dict[str, Any], with_segments: bool) -> dict[str, Any]:
-    page = _int(request.query_params.get("page", "1"), "page")
-    limit = _int(request.query_params.get("limit", str(DEFAULT_LIMIT)), "limit", MAX_LIMIT)
+    page = int_param(request.query_params.get("page", "1"), "page", 1)
+    limit = int_param(request.query_params.get("limit", str(DEFAULT_LIMIT)), "limit", 1, MAX_LIMIT)
     jobs = await _page_at(request, page, limit, filters)
     return {"page": page, "limit": limit, "total": await core.count(request, **filters),
             "results": [await _entry(request, job, with_segments) for job in jobs]}
@@ -324,16 +324,6 @@ async def _page_at(request: Request, number: int, limit: int, filters: dict[str,
             return []
     jobs, _ = await core.page(request, limit=limit, cursor=cursor, **filters)
     return jobs
-
-
-def _int(raw: str, name: str, maximum: int | None = None) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise Problem(422, f"{name} must be a whole number") from None
-    if value < 1 or (maximum is not None and value > maximum):
-        raise Problem(422, f"{name} must be from 1" + (f" to {maximum}" if maximum else ""))
-    return value
 
 
 def _status(raw: str | None) -> str | None:

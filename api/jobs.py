@@ -73,7 +73,7 @@ def _filters(request: Request) -> dict:
 
 
 async def list_jobs(request: Request) -> Response:
-    limit = _int(request.query_params.get("limit", "50"), "limit", 1, 1000)
+    limit = int_param(request.query_params.get("limit", "50"), "limit", 1, 1000)
     jobs, cursor = await core.page(request, limit=limit, cursor=request.query_params.get("cursor"),
                                    **_filters(request))
     return JSONResponse({"jobs": jobs, "next_cursor": cursor})
@@ -107,13 +107,14 @@ async def delete_job(request: Request) -> Response:
     return JSONResponse(await core.command(request, request.path_params["job_id"], "delete"))
 
 
-def _int(raw: str, name: str, low: int, high: int) -> int:
+def int_param(raw: str, name: str, low: int, high: int | None = None) -> int:
+    """A query parameter as a whole number from low (to high); 422 otherwise."""
     try:
         value = int(raw)
     except ValueError:
-        raise Problem(422, f"{name} must be an integer") from None
-    if not low <= value <= high:
-        raise Problem(422, f"{name} must be between {low} and {high}")
+        raise Problem(422, f"{name} must be a whole number") from None
+    if value < low or (high is not None and value > high):
+        raise Problem(422, f"{name} must be from {low}" + (f" to {high}" if high is not None else ""))
     return value
 
 
