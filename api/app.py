@@ -6,11 +6,11 @@ from confluent_kafka.admin import AdminClient
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from diarist.streams.worker import JobsWorker
+from diarist.streams.jobs.worker import JobsWorker
 
-from . import cpqd, deepaffects, docs, health, jobs, nyt, rev
-from .auth import BearerAuth
-from .problems import EXCEPTION_HANDLERS
+from diarist.api import cpqd, deepaffects, docs, health, jobs, nyt, rev
+from diarist.api.auth import BearerAuth
+from diarist.api.problems import EXCEPTION_HANDLERS
 
 # Every route of the edge; tests/test_openapi.py checks that the OpenAPI document describes each one.
 routes = [*health.routes, *jobs.routes, *cpqd.routes, *rev.routes, *nyt.routes, *deepaffects.routes, *docs.routes]

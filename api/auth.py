@@ -8,8 +8,8 @@ import hmac
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import deepaffects
-from .problems import problem_response
+from diarist.api import deepaffects
+from diarist.api.problems import problem_response
 
 OPEN_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/trd/v3/openapi.json", "/trd/v3/docs"})
 OPEN_PREFIXES = ("/docs/",)  # Swagger UI's files

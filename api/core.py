@@ -16,15 +16,15 @@ from typing import Any
 import httpx
 from starlette.requests import Request
 
-from diarist.streams import lifecycle as lc
-from diarist.streams.jobindex import InvalidCursor, cursor_after, sort_key
-from diarist.streams.jobs import Conflict, NotFound, NotYetVisible, media_key, new_job_id
-from diarist.streams.worker import JobsWorker
+from diarist.streams.jobs import lifecycle as lc
+from diarist.streams.jobs.index import InvalidCursor, cursor_after, sort_key
+from diarist.streams.jobs.store import Conflict, NotFound, NotYetVisible, media_key, new_job_id
+from diarist.streams.jobs.worker import JobsWorker
 
-from .forwarding import ask, owner_of, peers
-from .ingest import Media
-from .problems import Problem
-from .views import job_json
+from diarist.api.forwarding import ask, owner_of, peers
+from diarist.api.ingest import Media
+from diarist.api.problems import Problem
+from diarist.api.views import job_json
 
 FILTERS = ("status", "tag", "task", "filename")
 TERMINAL = frozenset({lc.COMPLETED, lc.FAILED, lc.STOPPED, lc.DELETED})

@@ -18,14 +18,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from diarist.streams import lifecycle as lc
-from diarist.streams.diarization import DEFAULT_THRESHOLD
-from diarist.streams.media import MediaError, probe
+from diarist.streams.jobs import lifecycle as lc
+from diarist.streams.inference.diarization import DEFAULT_THRESHOLD
+from diarist.streams.inference.media import MediaError, probe
 
-from . import core, ingest, writers
-from .jobs import datetime_param, int_param
-from .ingest import Media
-from .problems import Problem
+from diarist.api import core, ingest, writers
+from diarist.api.jobs import datetime_param, int_param
+from diarist.api.ingest import Media
+from diarist.api.problems import Problem
 
 SYNC_MAX_SECONDS = 120.0  # CPqD's limit for synchronous transcription
 SYNC_WAIT_SECONDS = 600.0  # after this a synchronous request answers the job as it is

@@ -20,13 +20,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from diarist.streams import lifecycle as lc
+from diarist.streams.jobs import lifecycle as lc
 from diarist.streams.blobs import TooLarge
-from diarist.streams.jobs import job_id_for_request, media_key
+from diarist.streams.jobs.store import job_id_for_request, media_key
 
-from . import core, ingest, writers
-from .jobs import json_object
-from .problems import Problem, restated
+from diarist.api import core, ingest, writers
+from diarist.api.jobs import json_object
+from diarist.api.problems import Problem, restated
 
 API = "deepaffects"
 DIARIZE, ASR = "diarize", "asr"  # the `api` a submission answers with

@@ -17,7 +17,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from . import openapi
+from diarist.api import openapi
 
 ASSETS = "/docs/assets"
 TRD = "/trd/v3"

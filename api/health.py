@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from .views import iso
+from diarist.api.views import iso
 
 
 async def healthz(request: Request) -> JSONResponse:

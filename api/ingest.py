@@ -17,9 +17,9 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
 from diarist.streams.blobs import LocalBlobStore, TooLarge
-from diarist.streams.models import MODELS
+from diarist.streams.inference.weights import MODELS
 
-from .problems import Problem
+from diarist.api.problems import Problem
 
 CHUNK = 1 << 16
 OPTION_FIELDS = {"tag", "language", "model", "callback_urls", "callback_headers", "metadata", "task", "engine",

@@ -8,10 +8,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import core, ingest, writers
-from .forwarding import forward, owner_of
-from .problems import Problem
-from .views import job_json
+from diarist.api import core, ingest, writers
+from diarist.api.forwarding import forward, owner_of
+from diarist.api.problems import Problem
+from diarist.api.views import job_json
 
 RESULT_FORMATS = {
     "json": (writers.native_json, "application/json"),

@@ -19,11 +19,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from diarist.streams import lifecycle as lc
+from diarist.streams.jobs import lifecycle as lc
 
-from . import core, ingest, writers
-from .jobs import RESULT_FORMATS, json_object
-from .problems import Problem
+from diarist.api import core, ingest, writers
+from diarist.api.jobs import RESULT_FORMATS, json_object
+from diarist.api.problems import Problem
 
 API = "nyt"
 CAPTION_FORMATS = ("srt", "vtt", "txt")  # what an output, a download or a transcript can be

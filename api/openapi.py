@@ -12,7 +12,7 @@ from importlib.metadata import version
 from types import ModuleType
 from typing import Any
 
-from . import cpqd, deepaffects, health, jobs, nyt, rev
+from diarist.api import cpqd, deepaffects, health, jobs, nyt, rev
 
 OPENAPI = "3.1.0"
 METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})

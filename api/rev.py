@@ -20,9 +20,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from . import core, ingest, writers
-from .jobs import json_object
-from .problems import Problem, restated
+from diarist.api import core, ingest, writers
+from diarist.api.jobs import json_object
+from diarist.api.problems import Problem, restated
 
 ERRORS = "https://www.rev.ai/api/v1/errors/"
 REV_JSON = "application/vnd.rev.transcript.v1.0+json"

@@ -6,10 +6,10 @@ from functools import partial
 
 import uvicorn
 
-from diarist.streams.worker import JobsWorker
+from diarist.streams.jobs.worker import JobsWorker
 
-from .app import create_edge
-from .callbacks import send_callbacks
+from diarist.api.app import create_edge
+from diarist.streams.jobs.callbacks import send_callbacks
 
 
 class _EdgeServer(uvicorn.Server):

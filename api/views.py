@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from diarist.streams.lifecycle import Job
+from diarist.streams.jobs.lifecycle import Job
 
 
 def iso(at: datetime | None) -> str | None:

@@ -289,9 +289,9 @@ def bare(transcriber, engine: str, path: str, as_diarist: bool = False) -> tuple
 
 
 def worker(engine: str, model: str, mode: str, manifest_path: str, out_path: str) -> None:
-    from diarist.settings import Settings
-    from diarist.streams import pipeline, transcribers
-    from diarist.streams.engine import bound_malloc
+    from diarist.infra.settings import Settings
+    from diarist.streams.inference import asr, pipeline
+    from diarist.streams.inference.process import bound_malloc
 
     bound_malloc()  # as in the service's engine process
 
@@ -299,7 +299,7 @@ def worker(engine: str, model: str, mode: str, manifest_path: str, out_path: str
     files = [f for f in manifest["files"] if MULTILINGUAL[model] or f["language"] == "en"]
     threads = Settings().inference_threads
     started = time.perf_counter()
-    transcriber = transcribers.load(engine, model, threads)
+    transcriber = asr.load(engine, model, threads)
     load_s = time.perf_counter() - started
 
     def once(path: str) -> dict:

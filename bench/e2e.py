@@ -31,11 +31,11 @@ sys.path.insert(0, str(ROOT))
 
 from bench.procstat import children, cpu_mark, foreign_cpu, proc_kib  # noqa: E402
 from diarist.infra.broker import KafkaBroker  # noqa: E402
-from diarist.settings import Settings  # noqa: E402
-from diarist.streams.models import model_dir  # noqa: E402
+from diarist.infra.settings import Settings  # noqa: E402
+from diarist.streams.inference.weights import model_dir  # noqa: E402
 from faster_whisper.audio import decode_audio as decode  # noqa: E402
 
-from diarist.streams.media import SAMPLE_RATE  # noqa: E402
+from diarist.streams.inference.media import SAMPLE_RATE  # noqa: E402
 from tests.audio import long_text, speak  # noqa: E402
 from tests.service import Service, free_port, submit  # noqa: E402
 

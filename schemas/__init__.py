@@ -1,4 +1,4 @@
 """Avro schemas of every event and record diarist writes, and their Confluent wire-format codec."""
-from .codec import Codec, SchemaError, codec
+from diarist.schemas.codec import Codec, SchemaError, codec
 
 __all__ = ["Codec", "SchemaError", "codec"]

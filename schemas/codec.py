@@ -11,7 +11,7 @@ from functools import cache
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
-from . import registry
+from diarist.schemas import registry
 
 MAGIC = 0
 HEADER = struct.Struct(">bI")

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import faust
 
 from diarist.schemas import SchemaError, codec
-from diarist.settings import Settings
+from diarist.infra.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from diarist.infra.topics import TopicSpec
-from diarist.settings import Settings
+from diarist.infra.settings import Settings
 
 @dataclass(frozen=True)
 class Topics:

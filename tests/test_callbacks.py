@@ -16,8 +16,8 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from diarist.api import callbacks
-from diarist.settings import Settings
+from diarist.streams.jobs import callbacks
+from diarist.infra.settings import Settings
 
 from .conftest import running_service
 from .service import submit, wait_for_job

@@ -3,8 +3,8 @@ memory for any number of pieces."""
 import numpy as np
 import pytest
 
-from diarist.streams import diarization
-from diarist.streams.diarization import SpeakerBounds, cluster
+from diarist.streams.inference import diarization
+from diarist.streams.inference.diarization import SpeakerBounds, cluster
 
 
 def voices(speakers: int, per_speaker: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

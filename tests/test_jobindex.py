@@ -3,7 +3,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from diarist.streams.jobindex import InvalidCursor, JobIndex
+from diarist.streams.jobs.index import InvalidCursor, JobIndex
 
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
 

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from diarist.schemas import codec
-from diarist.streams import lifecycle as lc
+from diarist.streams.jobs import lifecycle as lc
 
 SPEC = {"filename": "a.wav", "media": {"key": "media/j", "md5": "0" * 32, "size": 1, "content_type": None},
         "options": {"tag": None, "language": None, "model": None, "callback_urls": [], "metadata": None,

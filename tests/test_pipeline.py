@@ -8,14 +8,14 @@ import av
 import numpy as np
 import pytest
 
-from diarist.streams import pipeline, transcribers
+from diarist.streams.inference import asr, pipeline
 
 from .audio import SENTENCES, dialogue, speak, stereo
 
 
 @pytest.fixture(scope="module")
 def base():
-    return transcribers.load("faster-whisper", "base", os.cpu_count() or 2)
+    return asr.load("faster-whisper", "base", os.cpu_count() or 2)
 
 
 def run(transcriber, path: Path, **options) -> dict:

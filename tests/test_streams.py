@@ -8,8 +8,8 @@ import time
 import uuid
 from pathlib import Path
 
-from diarist.streams import lifecycle as lc
-from diarist.streams.jobs import job_id_for_request
+from diarist.streams.jobs import lifecycle as lc
+from diarist.streams.jobs.store import job_id_for_request
 
 from .conftest import running_service
 from .kafka_tools import produce, read_all

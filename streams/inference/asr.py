@@ -56,7 +56,7 @@ class FasterWhisper:
     def __init__(self, model_name: str, threads: int) -> None:
         from faster_whisper import WhisperModel
 
-        from .models import model_dir
+        from diarist.streams.inference.weights import model_dir
 
         self.device, compute_type = ("cuda", "float16") if cuda_available() else ("cpu", "int8")
         self.model = WhisperModel(str(model_dir(model_name)), device=self.device, compute_type=compute_type,
@@ -79,7 +79,7 @@ class OpenAIWhisper:
     def __init__(self, model_name: str, threads: int) -> None:
         import torch
 
-        from .whisper_checkpoint import load_model
+        from diarist.streams.inference.checkpoint import load_model
 
         torch.set_num_threads(threads)
         self.device = "cuda" if torch.cuda.is_available() else "cpu"

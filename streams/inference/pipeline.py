@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from .diarization import SpeakerBounds, Turn, diarize, speaker_at
-from .media import SAMPLE_RATE, Channel, MediaError, decode_channels, duplicates, find_speech, probe
-from .transcribers import Transcriber
+from diarist.streams.inference.diarization import SpeakerBounds, Turn, diarize, speaker_at
+from diarist.streams.inference.media import SAMPLE_RATE, Channel, MediaError, decode_channels, duplicates, find_speech, probe
+from diarist.streams.inference.asr import Transcriber
 
 __all__ = ["MediaError", "OptionError", "run"]
 

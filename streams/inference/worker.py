@@ -1,5 +1,5 @@
 """The inference worker: a Faust app of its own (its own consumer group, so that inference
-scales apart from the jobs workers) that runs queued jobs through an engine.
+scales apart from the jobs workers) that runs queued jobs, each in an inference process.
 
 At-least-once without double completion: the event that queued a job is acknowledged only
 after the job ends, so a worker that dies mid-job leaves it to the next owner of the partition,
@@ -16,18 +16,18 @@ import socket
 import time
 
 from diarist.schemas import SchemaError, codec
-from diarist.settings import Settings
+from diarist.infra.settings import Settings
 
-from . import lifecycle as lc
-from .app import faust_app, publish
-from .blobs import LocalBlobStore
-from .engine import Cancelled, Engine, JobFailed
-from .heartbeats import HEARTBEAT_SCHEMA
-from .jobs import Conflict, Journal, NotYetVisible, result_key, transition
-from .models import MODELS
-from .tail import JobTail
-from .topics import topics
-from .transcribers import ENGINES
+from diarist.streams.jobs import lifecycle as lc
+from diarist.streams.app import faust_app, publish
+from diarist.streams.blobs import LocalBlobStore
+from diarist.streams.inference.process import Cancelled, InferenceProcess, JobFailed
+from diarist.streams.heartbeats import HEARTBEAT_SCHEMA
+from diarist.streams.jobs.store import Conflict, Journal, NotYetVisible, result_key, transition
+from diarist.streams.inference.weights import MODELS
+from diarist.streams.jobs.tail import JobTail
+from diarist.streams.topics import topics
+from diarist.streams.inference.asr import ENGINES
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY = 2.0
@@ -43,40 +43,41 @@ class InferenceWorker:
         self.events_topic = self.app.topic(self.names.events, key_serializer="raw", value_serializer="raw")
         self.heartbeat_topic = self.app.topic(self.names.heartbeats, key_serializer="raw", value_serializer="raw")
         self.blobs = LocalBlobStore(settings.blob_dir)
-        self.engines: dict[tuple[str, str], Engine] = {}
+        self.processes: dict[tuple[str, str], InferenceProcess] = {}
         self._reloading: asyncio.Future | None = None
         self.app.agent(self.events_topic, name="run-jobs", concurrency=1)(self._run_jobs)
         self.app.timer(5.0, name="heartbeat")(self._heartbeat)
         idle_check = min(30.0, max(1.0, settings.model_idle_seconds / 2))
-        self.app.timer(idle_check, name="unload-idle-engines")(self._unload_idle_engines)
+        self.app.timer(idle_check, name="unload-idle-processes")(self._unload_idle_processes)
         self.app.task(self._load_default_model)
 
     @property
     def default_engine(self) -> tuple[str, str]:
         return self.settings.engine, self.settings.model
 
-    def engine(self, engine: str, model: str) -> Engine:
-        if (engine, model) not in self.engines:
-            self.engines[engine, model] = Engine(engine, model, self.settings.inference_threads)
-        return self.engines[engine, model]
+    def process(self, engine: str, model: str) -> InferenceProcess:
+        """The inference process that runs this ASR engine and model, started on first use."""
+        if (engine, model) not in self.processes:
+            self.processes[engine, model] = InferenceProcess(engine, model, self.settings.inference_threads)
+        return self.processes[engine, model]
 
     async def publish(self, name: str, event: lc.Event) -> None:
         await publish(self.events_topic, name, event)
 
     async def _load_default_model(self) -> None:
-        await self.engine(*self.default_engine).start()
+        await self.process(*self.default_engine).start()
 
-    async def _unload_idle_engines(self) -> None:
+    async def _unload_idle_processes(self) -> None:
         idle_since = time.monotonic() - self.settings.model_idle_seconds
-        for key, engine in self.engines.items():
-            if key != self.default_engine and engine.loaded and engine.last_used < idle_since and not engine.busy:
+        for key, process in self.processes.items():
+            if key != self.default_engine and process.loaded and process.last_used < idle_since and not process.busy:
                 log.info("unloading %s %s, unused for %.0f s", *key, self.settings.model_idle_seconds)
-                engine.kill()
+                process.kill()
 
     async def _heartbeat(self) -> None:
-        engine = self.engine(*self.default_engine)
-        beat = {"worker": self.name, "model": self.settings.model, "loaded": engine.loaded,
-                "device": engine.device, "at": lc.now()}
+        process = self.process(*self.default_engine)
+        beat = {"worker": self.name, "model": self.settings.model, "loaded": process.loaded,
+                "device": process.device, "at": lc.now()}
         await self.heartbeat_topic.send(key=self.name.encode(), value=codec().encode(HEARTBEAT_SCHEMA, beat))
 
     async def _run_jobs(self, stream) -> None:
@@ -149,7 +150,7 @@ class InferenceWorker:
                 await self.publish(lc.PROGRESS, lc.make_event(job_id, tail.job["version"], **data))
 
         try:
-            result = await self.engine(engine, model).run(media, options, on_message, cancelled)
+            result = await self.process(engine, model).run(media, options, on_message, cancelled)
         except Cancelled:
             log.info("job %s stopped while running", job_id)
             if (engine, model) == self.default_engine:  # killed with the run: be ready for the next job

@@ -13,16 +13,16 @@ import logging
 
 from aiokafka.partitioner import DefaultPartitioner
 
-from diarist.settings import Settings
+from diarist.infra.settings import Settings
 
-from . import lifecycle as lc
-from . import retention
-from .app import decoded, faust_app, publish
-from .blobs import LocalBlobStore
-from .heartbeats import HeartbeatBoard
-from .jobindex import JobIndex
-from .jobs import JobCommands, JobStore, job_id_for_request
-from .topics import topics
+from diarist.streams.jobs import lifecycle as lc
+from diarist.streams.jobs import retention
+from diarist.streams.app import decoded, faust_app, publish
+from diarist.streams.blobs import LocalBlobStore
+from diarist.streams.heartbeats import HeartbeatBoard
+from diarist.streams.jobs.index import JobIndex
+from diarist.streams.jobs.store import JobCommands, JobStore, job_id_for_request
+from diarist.streams.topics import topics
 
 log = logging.getLogger(__name__)
 

@@ -46,14 +46,14 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from diarist.schemas import SchemaError, codec
-from diarist.settings import Settings
-from diarist.streams import lifecycle as lc
-from diarist.streams.jobs import Publish
+from diarist.infra.settings import Settings
+from diarist.streams.jobs import lifecycle as lc
+from diarist.streams.jobs.store import Publish
 from diarist.streams.topics import topics
-from diarist.streams.worker import JobsWorker
+from diarist.streams.jobs.worker import JobsWorker
 
-from . import cpqd, deepaffects, nyt, rev
-from .views import iso
+from diarist.api import cpqd, deepaffects, nyt, rev
+from diarist.api.views import iso
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""An inference engine: a child process that holds a loaded Whisper model and runs jobs.
+"""An inference process: a child process that holds an ASR engine with its loaded Whisper model and runs jobs.
 
 Jobs run in a process of their own, not a thread, so that a stop takes effect at once (the
 process is killed and a fresh one loads the model again) and a crash in native code fails one
@@ -56,7 +56,7 @@ def bound_malloc() -> None:
 
 def _scratch(pid: int) -> Path:
     """The engine process's own temporary directory. A killed engine cannot clean up after its
-    job (decoded audio: 230 MB an hour a channel), so the Engine that killed it removes this."""
+    job (decoded audio: 230 MB an hour a channel), so the InferenceProcess that killed it removes this."""
     return Path(tempfile.gettempdir()) / f"diarist-engine-{pid}"
 
 
@@ -67,9 +67,9 @@ def _serve(conn: Connection, engine: str, model_name: str, threads: int) -> None
     scratch.mkdir(exist_ok=True)
     tempfile.tempdir = str(scratch)  # every temporary file of this process goes there
 
-    from . import pipeline, transcribers
+    from diarist.streams.inference import asr, pipeline
 
-    transcriber = transcribers.load(engine, model_name, threads)
+    transcriber = asr.load(engine, model_name, threads)
     conn.send(("ready", {"device": transcriber.device}))
     while True:
         try:
@@ -86,7 +86,7 @@ def _serve(conn: Connection, engine: str, model_name: str, threads: int) -> None
             conn.send(("failed", {"reason": f"transcription failed: {type(exc).__name__}: {exc}"}))
 
 
-class Engine:
+class InferenceProcess:
     def __init__(self, engine: str, model_name: str, threads: int) -> None:
         self.engine = engine
         self.model_name = model_name

@@ -11,7 +11,7 @@ from functools import cache
 
 import numpy as np
 
-from .media import SAMPLE_RATE, Channel
+from diarist.streams.inference.media import SAMPLE_RATE, Channel
 
 DEFAULT_THRESHOLD = 0.21  # cosine distance between voices; measured on generated voices (docs/accuracy.md)
 PIECE_SECONDS = 3.0

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import whisper.model
 
-from .models import MODELS, UnknownModel, cache_dir, model_dir
+from diarist.streams.inference.weights import MODELS, UnknownModel, cache_dir, model_dir
 
 # Index = CTranslate2's DataType enum (include/ctranslate2/types.h). bfloat16 has no numpy
 # dtype, so it is read as its raw 16 bits and widened below.

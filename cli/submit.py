@@ -9,7 +9,7 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
-from .settings import Settings
+from diarist.infra.settings import Settings
 
 console = Console(stderr=True)
 

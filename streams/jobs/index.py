@@ -19,7 +19,7 @@ from pathlib import Path
 
 from rocksdict import Rdict
 
-from .lifecycle import COMPLETED, FAILED, STOPPED
+from diarist.streams.jobs.lifecycle import COMPLETED, FAILED, STOPPED
 
 SEP = "\x00"
 _INVERT = 10**13

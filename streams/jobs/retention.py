@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 
-from . import lifecycle as lc
-from .jobindex import JobIndex
-from .jobs import Conflict, JobCommands, NotFound, NotYetVisible
+from diarist.streams.jobs import lifecycle as lc
+from diarist.streams.jobs.index import JobIndex
+from diarist.streams.jobs.store import Conflict, JobCommands, NotFound, NotYetVisible
 
 log = logging.getLogger(__name__)
 SWEEP_SECONDS = 1.0

@@ -12,9 +12,9 @@ from typing import Any, Protocol
 
 from diarist.schemas import codec
 
-from . import lifecycle as lc
-from .blobs import LocalBlobStore
-from .jobindex import JobIndex
+from diarist.streams.jobs import lifecycle as lc
+from diarist.streams.blobs import LocalBlobStore
+from diarist.streams.jobs.index import JobIndex
 
 Publish = Callable[[str, lc.Event], Awaitable[None]]
 JOB_SCHEMA = "diarist.Job"

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from .settings import Settings
+from diarist.infra.settings import Settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -20,8 +20,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _ensure_topics(settings: Settings) -> None:
-    from .infra.topics import ensure_topics
-    from .streams.topics import topic_specs
+    from diarist.infra.topics import ensure_topics
+    from diarist.streams.topics import topic_specs
 
     ensure_topics(settings.bootstrap, topic_specs(settings))
 
@@ -34,8 +34,8 @@ def _run_faust(app, settings: Settings) -> None:
 
 def cmd_worker(args: argparse.Namespace) -> None:
     """The jobs worker with its edge."""
-    from .api.server import serve_edge_in
-    from .streams.worker import JobsWorker
+    from diarist.api.server import serve_edge_in
+    from diarist.streams.jobs.worker import JobsWorker
 
     settings = _settings(args)
     _ensure_topics(settings)
@@ -46,7 +46,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
 def cmd_inference(args: argparse.Namespace) -> None:
     """An inference worker."""
-    from .streams.inference import InferenceWorker
+    from diarist.streams.inference.worker import InferenceWorker
 
     settings = _settings(args)
     _ensure_topics(settings)
@@ -55,7 +55,7 @@ def cmd_inference(args: argparse.Namespace) -> None:
 
 def cmd_up(args: argparse.Namespace) -> None:
     """Broker, jobs worker with edge, and inference on this machine; Ctrl-C stops it all."""
-    from .infra.broker import BrokerError, KafkaBroker
+    from diarist.infra.broker import BrokerError, KafkaBroker
 
     settings = _settings(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -120,7 +120,7 @@ def _wait_healthy(settings: Settings, children: list[subprocess.Popen], stopping
 
 
 def cmd_submit(args: argparse.Namespace) -> None:
-    from .submit import submit
+    from diarist.cli.submit import submit
 
     sys.exit(submit(args))
 
@@ -145,7 +145,3 @@ def main(argv: list[str] | None = None) -> None:
     sub.set_defaults(fun=cmd_submit)
     args = parser.parse_args(argv)
     args.fun(args)
-
-
-if __name__ == "__main__":
-    main()

@@ -13,8 +13,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from diarist.schemas import codec
 
-from . import lifecycle as lc
-from .jobs import Watchers
+from diarist.streams.jobs import lifecycle as lc
+from diarist.streams.jobs.store import Watchers
 
 
 class JobTail:

@@ -1,0 +1,1 @@
+"""Inference: the inference worker, its engine process, the pipeline (media, speech, diarization) and the ASR engines."""
