@@ -26,5 +26,6 @@ else
 fi
 # Their declared dependencies would replace the pinned torch; pyproject.toml lists the real ones.
 python3 -m pip install -q --no-deps resemblyzer==0.1.4 openai-whisper==20250625
-# Resolve the Kafka broker jars and join the Whisper base model now, not on the first start.
-python3 -c "from diarist.infra.broker import resolve_classpath; from diarist.streams.inference.weights import model_dir; resolve_classpath(); model_dir('base')"
+# Resolve the Kafka broker jars and join the Whisper base model now, not on the first start
+# (-P: the working directory, a checkout, is kept off sys.path so the installed package is used).
+python3 -P -c "from diarist.infra.broker import resolve_classpath; from diarist.streams.inference.weights import model_dir; resolve_classpath(); model_dir('base')"
