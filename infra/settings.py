@@ -11,9 +11,22 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"DIARIST_{name}", default)
 
 
+def default_data_dir() -> Path:
+    """Per user, never inside a checkout: `$XDG_DATA_HOME/diarist`, else `~/.local/share/diarist`."""
+    xdg = os.environ.get("XDG_DATA_HOME", "")
+    # The XDG spec says a relative path is invalid and is to be ignored.
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
+    return base / "diarist"
+
+
+def _data_dir() -> Path:
+    env = os.environ.get("DIARIST_DATA_DIR", "")
+    return Path(env).resolve() if env else default_data_dir()
+
+
 @dataclass(frozen=True)
 class Settings:
-    data_dir: Path = field(default_factory=lambda: Path(_env("DATA_DIR", "./diarist-data")).resolve())
+    data_dir: Path = field(default_factory=_data_dir)
     host: str = field(default_factory=lambda: _env("HOST", "127.0.0.1"))
     port: int = field(default_factory=lambda: int(_env("PORT", "8000")))
     # How the other jobs workers reach this one's edge (requests for jobs it owns are forwarded).
