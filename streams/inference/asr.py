@@ -16,7 +16,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-ENGINES = ("faster-whisper", "openai-whisper")
+from diarist.streams.jobs.types import ENGINES
+
 Segment = dict[str, Any]
 Languages = list[tuple[str, float]]
 

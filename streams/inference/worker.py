@@ -26,8 +26,8 @@ from diarist.streams.heartbeats import HEARTBEAT_SCHEMA
 from diarist.streams.jobs.store import Conflict, Journal, NotYetVisible, result_key, transition
 from diarist.streams.inference.weights import MODELS
 from diarist.streams.jobs.tail import JobTail
+from diarist.streams.jobs.types import ENGINES, Status
 from diarist.streams.topics import topics
-from diarist.streams.inference.asr import ENGINES
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY = 2.0
@@ -101,7 +101,7 @@ class InferenceWorker:
                 await asyncio.sleep(attempt)
         job = lc.queued(name, queued_event)
         async with JobTail(self.settings.bootstrap, self.names.events, partition, offset + 1, job) as tail:
-            if tail.job["status"] == lc.QUEUED:  # only a started job can fail
+            if tail.job["status"] == Status.QUEUED:  # only a started job can fail
                 try:
                     await transition(tail, self.publish, job["id"], lc.STARTED, worker=self.name)
                 except Conflict:
@@ -112,12 +112,12 @@ class InferenceWorker:
         job = lc.queued(name, queued_event)
         async with JobTail(self.settings.bootstrap, self.names.events, partition, offset + 1, job) as tail:
             job = tail.job
-            if job["status"] == lc.QUEUED:
+            if job["status"] == Status.QUEUED:
                 try:
                     job = await transition(tail, self.publish, job["id"], lc.STARTED, worker=self.name)
                 except Conflict:
                     return  # stopped before it started
-            elif job["status"] != lc.IN_PROGRESS:
+            elif job["status"] != Status.IN_PROGRESS:
                 return  # over already; a later retry comes as an event of its own
             await self._execute(tail, job)
 
@@ -181,7 +181,7 @@ class InferenceWorker:
     async def _watch_for_stop(tail: JobTail, job_id: str, cancelled: asyncio.Event) -> None:
         while True:
             try:
-                await tail.wait_for(job_id, lambda j: j["status"] != lc.IN_PROGRESS, timeout=3600)
+                await tail.wait_for(job_id, lambda j: j["status"] != Status.IN_PROGRESS, timeout=3600)
             except NotYetVisible:
                 continue
             cancelled.set()

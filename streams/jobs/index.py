@@ -12,19 +12,19 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from collections.abc import Iterable
 from pathlib import Path
 
 from rocksdict import Rdict
 
-from diarist.streams.jobs.lifecycle import COMPLETED, FAILED, STOPPED
+from diarist.streams.jobs.types import Job, Status, Task
 
 SEP = "\x00"
 _INVERT = 10**13
 EXPIRY = "e"  # key prefix of the jobs due for deletion, soonest first
-ENDED = frozenset({COMPLETED, FAILED, STOPPED})
+ENDED = frozenset({Status.COMPLETED, Status.FAILED, Status.STOPPED})
 
 
 def _millis(at: datetime) -> int:
@@ -35,7 +35,7 @@ def _inverted(at: datetime) -> str:
     return f"{_INVERT - _millis(at):013d}"
 
 
-def _expiry(job: dict) -> str | None:
+def _expiry(job: Job) -> str | None:
     """When an ended job with a retention is due for deletion (ms, as its key sorts), else None."""
     retention = job["spec"]["options"].get("delete_after_seconds")
     if retention is None or job["status"] not in ENDED:
@@ -64,10 +64,10 @@ class JobIndex:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = Rdict(str(path))
 
-    def put(self, job: dict) -> None:
+    def put(self, job: Job) -> None:
         """Indexes the job as it is now, dropping its keys for what it was."""
         options = job["spec"]["options"]
-        entry = {"status": job["status"], "tag": options["tag"], "task": options.get("task", "TRANSCRIPTION"),
+        entry = {"status": job["status"], "tag": options["tag"], "task": options.get("task", Task.TRANSCRIPTION),
                  "filename": job["spec"]["filename"], "inv": _inverted(job["created_at"]),
                  "expires": _expiry(job)}
         old = self.db.get(f"j{SEP}{job['id']}")
@@ -81,7 +81,7 @@ class JobIndex:
             self.db[key] = b""
         self.db[f"j{SEP}{job['id']}"] = json.dumps(entry)
 
-    def reconcile(self, jobs: Iterable[dict]) -> int:
+    def reconcile(self, jobs: Iterable[Job]) -> int:
         """Makes the index hold exactly these jobs (this worker's, after a rebalance)."""
         keep = set()
         for job in jobs:

@@ -11,14 +11,29 @@ only to the job's current attempt, and only the first one, so that it too applie
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast
 
-Job = dict[str, Any]
-Event = dict[str, Any]
+from diarist.streams.jobs.types import Job as Job  # the job's type, as lc.Job for those who import this
+from diarist.streams.jobs.types import (
+    JobCallbackFailed,
+    JobCompleted,
+    JobCreated,
+    JobDiarized,
+    JobFailed,
+    JobProgress,
+    JobRetried,
+    LifecycleEvent,
+    Status,
+    Transition,
+)
 
-QUEUED, IN_PROGRESS, COMPLETED = "QUEUED", "IN_PROGRESS", "COMPLETED"
-FAILED, STOPPED, DELETED = "FAILED", "STOPPED", "DELETED"
+# Any lifecycle event; `name` says which (the Avro schema's full name, below).
+Event = LifecycleEvent
+
+# The statuses under their old names, for the modules that import them from here.
+QUEUED, IN_PROGRESS, COMPLETED = Status.QUEUED, Status.IN_PROGRESS, Status.COMPLETED
+FAILED, STOPPED, DELETED = Status.FAILED, Status.STOPPED, Status.DELETED
 
 CREATED = "diarist.JobCreated"
 STARTED = "diarist.JobStarted"
@@ -38,14 +53,14 @@ UNVERSIONED = frozenset({PROGRESS, CALLBACK_FAILED})
 ENDINGS = frozenset({COMPLETED_EVENT, FAILED_EVENT, STOPPED_EVENT})
 
 # event -> (statuses it may follow, status it leads to)
-TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
-    STARTED: (frozenset({QUEUED}), IN_PROGRESS),
-    DIARIZED: (frozenset({IN_PROGRESS}), IN_PROGRESS),
-    COMPLETED_EVENT: (frozenset({IN_PROGRESS}), COMPLETED),
-    FAILED_EVENT: (frozenset({IN_PROGRESS}), FAILED),
-    STOPPED_EVENT: (frozenset({QUEUED, IN_PROGRESS}), STOPPED),
-    RETRIED: (frozenset({FAILED, STOPPED}), QUEUED),
-    DELETED_EVENT: (frozenset({COMPLETED, FAILED, STOPPED}), DELETED),
+TRANSITIONS: dict[str, tuple[frozenset[Status], Status]] = {
+    STARTED: (frozenset({Status.QUEUED}), Status.IN_PROGRESS),
+    DIARIZED: (frozenset({Status.IN_PROGRESS}), Status.IN_PROGRESS),
+    COMPLETED_EVENT: (frozenset({Status.IN_PROGRESS}), Status.COMPLETED),
+    FAILED_EVENT: (frozenset({Status.IN_PROGRESS}), Status.FAILED),
+    STOPPED_EVENT: (frozenset({Status.QUEUED, Status.IN_PROGRESS}), Status.STOPPED),
+    RETRIED: (frozenset({Status.FAILED, Status.STOPPED}), Status.QUEUED),
+    DELETED_EVENT: (frozenset({Status.COMPLETED, Status.FAILED, Status.STOPPED}), Status.DELETED),
 }
 
 # The short word for an event, as people and the job history say it.
@@ -54,13 +69,14 @@ EVENT_WORDS = {name: name.removeprefix("diarist.Job").lower() for name in LIFECY
 
 def now() -> datetime:
     """The current time at the millisecond precision that Avro timestamps keep."""
-    at = datetime.now(timezone.utc)
+    at = datetime.now(UTC)
     return at.replace(microsecond=at.microsecond // 1000 * 1000)
 
 
 def make_event(job_id: str, version: int, **fields: Any) -> Event:
-    return {"event_id": uuid.uuid4().hex, "job_id": job_id, "version": version,
-            "occurred_at": now(), **fields}
+    """An event of this job and version; `fields` are the ones its schema adds."""
+    event = {"event_id": uuid.uuid4().hex, "job_id": job_id, "version": version, "occurred_at": now(), **fields}
+    return cast(Event, event)
 
 
 def next_event(job: Job, **fields: Any) -> Event:
@@ -77,9 +93,9 @@ def refusal(job: Job | None, name: str, event: Event) -> str | None:
     if job is None:
         return "no such job"
     if name == PROGRESS:
-        if job["status"] != IN_PROGRESS or event["version"] != job["version"]:
+        if job["status"] != Status.IN_PROGRESS or event["version"] != job["version"]:
             return "progress of a run that is over"
-        return None if event["percent"] > job["progress"] else "no new progress"
+        return None if cast(JobProgress, event)["percent"] > job["progress"] else "no new progress"
     if name == CALLBACK_FAILED:
         return _callback_refusal(job, event)
     if event["version"] <= job["version"]:
@@ -110,33 +126,39 @@ def fold(job: Job | None, name: str, event: Event) -> Job | None:
     """The job after the event, or the very same job object when the event is refused."""
     if refusal(job, name, event) is not None:
         return job
-    if name == CREATED:
+    if job is None:  # refusal() lets only a created event through to no job
         return queued(name, event)
-    job = dict(job)
+    job = job.copy()
     at = event["occurred_at"]
     job["updated_at"] = at
     if name == PROGRESS:
-        job["progress"] = event["percent"]
+        job["progress"] = cast(JobProgress, event)["percent"]
         return job
     if name == CALLBACK_FAILED:
-        job["callback_failure_reason"] = f"the callback to {event['url']} failed: {event['reason']}"
+        failed = cast(JobCallbackFailed, event)
+        job["callback_failure_reason"] = f"the callback to {failed['url']} failed: {failed['reason']}"
         return job
     job["version"] = event["version"]
     job["status"] = TRANSITIONS[name][1]
     job["history"] = [*job["history"], _transition(name, event)]
     if name == STARTED:
-        job.update(started_at=at, diarized_at=None, completed_at=None, progress=0.0)
+        job["started_at"], job["diarized_at"], job["completed_at"], job["progress"] = at, None, None, 0.0
     elif name == DIARIZED:
-        job.update(diarized_at=at, media_info=event["media"], speakers=event["speakers"],
-                   speech_seconds=event["speech_seconds"], channels=event["channels"])
+        diarized = cast(JobDiarized, event)
+        job["diarized_at"], job["media_info"], job["speakers"] = at, diarized["media"], diarized["speakers"]
+        job["speech_seconds"], job["channels"] = diarized["speech_seconds"], diarized["channels"]
     elif name == COMPLETED_EVENT:
-        job.update(completed_at=at, progress=100.0, result=event["result"],
-                   language=event["language"], language_probability=event["language_probability"])
+        completed = cast(JobCompleted, event)
+        job["completed_at"], job["progress"], job["result"] = at, 100.0, completed["result"]
+        job["language"], job["language_probability"] = completed["language"], completed["language_probability"]
     elif name == FAILED_EVENT:
-        job["failure_reason"] = event["reason"]
+        job["failure_reason"] = cast(JobFailed, event)["reason"]
     elif name == RETRIED:
-        job.update(attempt=job["attempt"] + 1, started_at=None, diarized_at=None, completed_at=None,
-                   progress=0.0, failure_reason=None, callback_failure_reason=None, result=None)
+        job["attempt"] += 1
+        job["started_at"] = job["diarized_at"] = job["completed_at"] = None
+        job["progress"] = 0.0
+        job["failure_reason"] = job["callback_failure_reason"] = None
+        job["result"] = None
     elif name == DELETED_EVENT:
         job["result"] = None
     return job
@@ -147,7 +169,7 @@ def applied(job: Job | None, event: Event) -> bool:
     return job is not None and any(t["event_id"] == event["event_id"] for t in job["history"])
 
 
-def _transition(name: str, event: Event) -> dict:
+def _transition(name: str, event: Event) -> Transition:
     return {"version": event["version"], "event": EVENT_WORDS[name], "event_id": event["event_id"],
             "at": event["occurred_at"]}
 
@@ -156,9 +178,9 @@ def queued(name: str, event: Event) -> Job:
     """The job as a created (or retried) event queues it; the state an inference worker starts from."""
     at = event["occurred_at"]
     return {
-        "id": event["job_id"], "status": QUEUED, "version": event["version"], "attempt": 1,
-        "spec": event["spec"], "created_at": at, "updated_at": at, "started_at": None,
-        "diarized_at": None, "completed_at": None, "progress": 0.0, "failure_reason": None,
+        "id": event["job_id"], "status": Status.QUEUED, "version": event["version"], "attempt": 1,
+        "spec": cast(JobCreated | JobRetried, event)["spec"], "created_at": at, "updated_at": at,
+        "started_at": None, "diarized_at": None, "completed_at": None, "progress": 0.0, "failure_reason": None,
         "callback_failure_reason": None, "media_info": None, "speakers": None,
         "speech_seconds": None, "channels": [], "language": None, "language_probability": None, "result": None,
         "history": [_transition(name, event)],
