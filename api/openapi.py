@@ -13,6 +13,9 @@ from types import ModuleType
 from typing import Any
 
 from diarist.api import cpqd, deepaffects, health, jobs, nyt, rev
+from diarist.api.options import SCHEMA as JOB_OPTIONS  # the options as sent, and as a job keeps them:
+from diarist.api.options import STORED_SCHEMA as STORED_OPTIONS  # both from api/options.py's definition
+from diarist.streams.jobs.types import Status
 
 OPENAPI = "3.1.0"
 METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
@@ -50,60 +53,13 @@ CHANNEL = {
     },
 }
 
-JOB_OPTIONS = {
-    "type": "object",
-    "description": "What the job is asked to do; every option is optional, and an unknown one answers 422.",
-    "properties": {
-        "tag": {"type": "string", "maxLength": 256, "description": "free text to find jobs by"},
-        "language": {"type": "string", "description": "ISO 639 code (en, es, ...), or auto to identify it"},
-        "model": {"type": "string", "description": "base or tiny.en; absent: the worker's default"},
-        "callback_urls": {"type": "array", "items": {"type": "string", "format": "uri"},
-                          "description": "http(s) URLs notified when the job ends"},
-        "callback_headers": {"type": "object", "additionalProperties": {"type": "string"}, "maxProperties": 20,
-                             "description": "headers sent with each callback"},
-        "metadata": {"description": "your text, or any JSON kept as its text; at most 4096 characters"},
-        "task": {"type": "string", "enum": ["transcription", "language_identification"], "default": "transcription"},
-        "engine": {"type": "string", "enum": ["faster-whisper", "openai-whisper"]},
-        "diarization": {"type": "boolean", "default": True,
-                        "description": "who spoke when; false: one speaker per channel"},
-        "speakers_count": {"type": "integer", "minimum": 1, "maximum": 20},
-        "min_speakers": {"type": "integer", "minimum": 1, "maximum": 20},
-        "max_speakers": {"type": "integer", "minimum": 1, "maximum": 20},
-        "clustering_threshold": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 2,
-                                 "description": "cosine distance under which two voices are one speaker"},
-        "hints": {"type": "array", "maxItems": 200, "items": {"type": "string", "minLength": 1, "maxLength": 100},
-                  "description": "words or phrases to expect"},
-        "delete_after_seconds": {"type": "integer", "minimum": 0, "maximum": 31536000,
-                                 "description": "media and result are erased this long after the job ends"},
-    },
-}
-
-_NULLABLE_OPTIONS = (("tag", "string"), ("language", "string"), ("model", "string"), ("metadata", "string"),
-                     ("engine", "string"), ("speakers_count", "integer"), ("min_speakers", "integer"),
-                     ("max_speakers", "integer"), ("clustering_threshold", "number"), ("delete_after_seconds", "integer"))
-STORED_OPTIONS = {
-    "type": "object",
-    "description": "The job's JobOptions as it took them, every one present: null, [] or {} where not given.",
-    "required": ["api", "task", "diarization", "callback_urls", "callback_headers", "hints",
-                 *(name for name, _ in _NULLABLE_OPTIONS)],
-    "properties": {
-        "api": {"type": "string", "description": "the API the job was created through"},
-        "task": {"type": "string", "enum": ["TRANSCRIPTION", "LANGUAGE_IDENTIFICATION"]},
-        "diarization": {"type": "boolean"},
-        "callback_urls": {"type": "array", "items": {"type": "string"}},
-        "callback_headers": {"type": "object", "additionalProperties": {"type": "string"}},
-        "hints": {"type": "array", "items": {"type": "string"}},
-        **{name: {"type": [json_type, "null"]} for name, json_type in _NULLABLE_OPTIONS},
-    },
-}
-
 JOB = {
     "type": "object",
     "required": ["id", "status", "version", "attempt", "filename", "created_at", "updated_at", "progress",
                  "options", "media", "history"],
     "properties": {
         "id": {"type": "string"},
-        "status": {"type": "string", "enum": list(jobs.STATUSES)},
+        "status": {"type": "string", "enum": [status.value for status in Status]},
         "version": {"type": "integer", "description": "how many transitions the job has been through"},
         "attempt": {"type": "integer", "description": "grows by one with each retry"},
         "filename": {"type": "string"},
