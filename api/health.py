@@ -1,7 +1,12 @@
-"""GET /healthz: is the broker reachable, are the tables recovered, is a model loaded."""
+"""GET /healthz: is the broker reachable, are the tables recovered, is a model loaded; under
+`diarist up`, is every part it supervises running."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Any
 
 from confluent_kafka.admin import AdminClient
 from starlette.requests import Request
@@ -15,11 +20,14 @@ async def healthz(request: Request) -> JSONResponse:
     worker = request.app.state.worker
     broker = await asyncio.to_thread(_broker_reachable, request.app.state.admin)
     workers = worker.heartbeats.live()
+    parts = _supervised_parts(worker.settings.supervisor_state_file)
     checks = {
         "broker": broker,
         "tables_recovered": worker.recovered,
         "model_loaded": any(beat["loaded"] for beat in workers),
     }
+    if parts is not None:
+        checks["parts_running"] = all(part.get("state") == "running" for part in parts.values())
     body = {
         "status": "ok" if all(checks.values()) else "unavailable",
         "checks": checks,
@@ -27,7 +35,26 @@ async def healthz(request: Request) -> JSONResponse:
         "inference_workers": [{"worker": b["worker"], "model": b["model"], "loaded": b["loaded"],
                                "device": b["device"], "seen_at": iso(b["at"])} for b in workers],
     }
+    if parts is not None:
+        body["parts"] = parts
     return JSONResponse(body, status_code=200 if all(checks.values()) else 503)
+
+
+def _supervised_parts(path: Path) -> dict[str, Any] | None:
+    """The states `diarist up` keeps of the processes it supervises (cli/supervisor.py); None
+    when this worker runs unsupervised: no file, or one left by a supervisor that is gone."""
+    try:
+        state = json.loads(path.read_text())
+        parts, pid = state["parts"], int(state["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # alive, another user's
+        pass
+    return parts if isinstance(parts, dict) else None
 
 
 def _broker_reachable(admin: AdminClient) -> bool:
@@ -47,17 +74,26 @@ _HEALTH = {"application/json": {"schema": {
         "status": {"type": "string", "enum": ["ok", "unavailable"]},
         "checks": {"type": "object", "properties": {"broker": {"type": "boolean"},
                                                     "tables_recovered": {"type": "boolean"},
-                                                    "model_loaded": {"type": "boolean"}}},
+                                                    "model_loaded": {"type": "boolean"},
+                                                    "parts_running": {
+                                                        "type": "boolean",
+                                                        "description": "under `diarist up` only"}}},
         "jobs_workers": {"type": "array", "items": {"type": "string", "format": "uri"},
                          "description": "the edges of every jobs worker"},
         "inference_workers": {"type": "array", "items": {"type": "object", "properties": {
             "worker": {"type": "string"}, "model": {"type": "string"}, "loaded": {"type": "boolean"},
             "device": {"type": "string"}, "seen_at": {"type": "string", "format": "date-time"}}}},
+        "parts": {"type": "object", "description": "under `diarist up` only: each process it supervises",
+                  "additionalProperties": {"type": "object", "properties": {
+                      "state": {"type": "string", "enum": ["starting", "running", "restarting"]},
+                      "restarts": {"type": "integer"},
+                      "since": {"type": "string", "format": "date-time"},
+                      "pid": {"type": ["integer", "null"]}}}},
     }}}}
 paths = {
     "/healthz": {
         "get": {
-            "summary": "Is the broker reachable, are the tables recovered, is a model loaded",
+            "summary": "Is the broker reachable, are the tables recovered, is a model loaded, is every part running",
             "operationId": "healthz",
             "security": [],
             "responses": {"200": {"description": "every check passes", "content": _HEALTH},

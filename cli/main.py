@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from diarist.infra.settings import Settings
+
+if TYPE_CHECKING:
+    from diarist.cli.supervisor import Child
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -54,69 +55,71 @@ def cmd_inference(args: argparse.Namespace) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> None:
-    """Broker, jobs worker with edge, and inference on this machine; Ctrl-C stops it all."""
-    from diarist.infra.broker import BrokerError, KafkaBroker
+    """Broker, jobs worker with edge, and inference on this machine, restarted when one dies;
+    Ctrl-C stops it all."""
+    from diarist.cli.supervisor import Supervisor
+    from diarist.infra.broker import BrokerError
 
     settings = _settings(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     key = sorted(settings.api_keys())[0]
-    broker = None
-    if not settings.bootstrap_servers:
+    supervisor = Supervisor(_up_children(settings), settings.supervisor_state_file)
+    supervisor.handle_signals()
+    announced = False
+
+    def announce_once_healthy() -> None:
+        nonlocal announced
+        if not announced and _healthy(settings):
+            announced = True
+            print(f"diarist is up: {settings.advertised_url}  (API key: {key})\n"
+                  f"data in {settings.data_dir}; Ctrl-C stops everything", flush=True)
+
+    try:
+        supervisor.run(tick=announce_once_healthy)
+    except BrokerError as exc:
+        sys.exit(f"could not start Kafka: {exc}")
+    print("diarist stopped", flush=True)
+
+
+def _up_children(settings: Settings) -> list[Child]:
+    """What `diarist up` runs: the embedded broker (unless DIARIST_BOOTSTRAP_SERVERS names a
+    cluster), then the jobs worker with its edge, then an inference worker."""
+    from diarist.cli.supervisor import Child, Subprocess
+    from diarist.infra.broker import KafkaBroker
+
+    children = []
+    if settings.bootstrap_servers:
+        _ensure_topics(settings)
+    else:
         broker = KafkaBroker(settings.data_dir / "kafka", port=settings.broker_port)
-        print(f"starting Kafka on {broker.bootstrap_servers} ...", flush=True)
-        try:
+
+        def start_broker() -> KafkaBroker:
+            print(f"starting Kafka on {broker.bootstrap_servers} ...", flush=True)
             broker.start()
-        except BrokerError as exc:
-            sys.exit(f"could not start Kafka: {exc}")
+            try:
+                _ensure_topics(settings)
+            except BaseException:
+                broker.stop()
+                raise
+            return broker
+
+        children.append(Child("Kafka broker", start_broker))
     env = {**os.environ, "DIARIST_DATA_DIR": str(settings.data_dir), "DIARIST_PORT": str(settings.port),
            "DIARIST_MODEL": settings.model, "DIARIST_BOOTSTRAP_SERVERS": settings.bootstrap}
-    _ensure_topics(settings)
-    # -P: a working directory holding a checkout must not shadow the installed package.
-    children = [subprocess.Popen([sys.executable, "-P", "-m", "diarist.cli", role], env=env)
-                for role in ("worker", "inference")]
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    print("starting the jobs worker and inference ...", flush=True)
-    if _wait_healthy(settings, children, lambda: stopping):
-        print(f"diarist is up: {settings.advertised_url}  (API key: {key})\n"
-              f"data in {settings.data_dir}; Ctrl-C stops everything", flush=True)
-    try:
-        while not stopping and all(child.poll() is None for child in children):
-            time.sleep(0.2)
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(30)
-            except subprocess.TimeoutExpired:
-                child.kill()
-        if broker:
-            broker.stop()
-        print("diarist stopped", flush=True)
-    if not stopping:
-        sys.exit("a diarist process ended on its own; see the messages above")
+    for name, role in (("jobs worker", "worker"), ("inference worker", "inference")):
+        # -P: a working directory holding a checkout must not shadow the installed package.
+        command = [sys.executable, "-P", "-m", "diarist.cli", role]
+        children.append(Child(name, lambda command=command: Subprocess(command, env)))
+    return children
 
 
-def _wait_healthy(settings: Settings, children: list[subprocess.Popen], stopping) -> bool:
-    """Waits until /healthz says ok; False if a child ended or a stop came first."""
+def _healthy(settings: Settings) -> bool:
     import httpx
 
-    while not stopping() and all(child.poll() is None for child in children):
-        try:
-            if httpx.get(f"{settings.advertised_url}/healthz", timeout=2).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    return False
+    try:
+        return httpx.get(f"{settings.advertised_url}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def cmd_submit(args: argparse.Namespace) -> None:

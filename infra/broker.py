@@ -134,6 +134,16 @@ class KafkaBroker:
         return self._proc is not None and self._proc.poll() is None
 
     @property
+    def pid(self) -> int | None:
+        """The JVM's process id, from its start until stop() (also once it died)."""
+        return self._proc.pid if self._proc is not None else None
+
+    def poll(self) -> int | None:
+        """The JVM's exit code once it ended on its own; None while it runs or when not started.
+        With `pid` and `stop`, what a supervisor needs of a child (cli/supervisor.py)."""
+        return self._proc.poll() if self._proc is not None else None
+
+    @property
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
 

@@ -74,6 +74,11 @@ class Settings:
         return f"http://{host}:{self.port}"
 
     @property
+    def supervisor_state_file(self) -> Path:
+        """Where `diarist up` keeps its children's states, for /healthz (cli/supervisor.py)."""
+        return self.data_dir / "supervisor.json"
+
+    @property
     def api_key_file(self) -> Path:
         return self.data_dir / "api-key"
 

@@ -38,7 +38,51 @@ def _wait_for_line(lines: queue.Queue, pattern: str, timeout: float) -> re.Match
     raise TimeoutError(f"no line matching {pattern!r}; saw:\n{''.join(seen[-40:])}")
 
 
-def test_up_runs_everything_and_stops_cleanly(tmp_path, speech):
+def _children(pid: int) -> set[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return {int(child) for child in f.read().split()}
+
+
+def _cmdline(pid: int) -> str:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read().replace(b"\0", b" ").decode()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _processes_with(variable: str) -> list[str]:
+    """Processes whose environment holds `variable` (NAME=value): what `up` started, and theirs."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if variable.encode() in f.read().split(b"\0"):
+                    found.append(f"{pid} {_cmdline(int(pid))}")
+        except OSError:
+            continue
+    return found
+
+
+def _health(port: int) -> httpx.Response:
+    return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+
+
+def _submit(speech, tmp_path, env) -> str:
+    submitted = subprocess.run([*DIARIST, "submit", str(speech[0]), "--wait", "--data-dir", str(tmp_path)],
+                               env=env, capture_output=True, text=True, timeout=180)
+    assert submitted.returncode == 0, submitted.stderr
+    assert "lazy dog" in submitted.stdout.lower() and "the sun comes up" in submitted.stdout.lower()
+    assert re.search(r"\[\s*0\.\d\d -\s+\d+\.\d\d\]", submitted.stdout)
+    return submitted.stdout
+
+
+def test_up_runs_everything_restarts_what_dies_and_stops_cleanly(tmp_path, speech):
     port, broker_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIARIST_")}
     env.update(DIARIST_DATA_DIR=str(tmp_path), DIARIST_PORT=str(port), DIARIST_BROKER_PORT=str(broker_port),
@@ -49,17 +93,42 @@ def test_up_runs_everything_and_stops_cleanly(tmp_path, speech):
         key = _wait_for_line(lines, r"diarist is up: http://127\.0\.0\.1:\d+\s+\(API key: (\S+)\)", 180)[1]
         assert key == (tmp_path / "api-key").read_text().strip()
         deadline = time.monotonic() + 120
-        while httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code != 200:
+        while _health(port).status_code != 200:
             assert time.monotonic() < deadline, "never healthy"
             time.sleep(0.5)
-        submitted = subprocess.run([*DIARIST, "submit", str(speech[0]), "--wait", "--data-dir", str(tmp_path)],
-                                   env=env, capture_output=True, text=True, timeout=180)
-        assert submitted.returncode == 0, submitted.stderr
-        assert "lazy dog" in submitted.stdout.lower() and "the sun comes up" in submitted.stdout.lower()
-        assert re.search(r"\[\s*0\.\d\d -\s+\d+\.\d\d\]", submitted.stdout)
+        parts = _health(port).json()["parts"]
+        assert {name: (part["state"], part["restarts"]) for name, part in parts.items()} == {
+            "Kafka broker": ("running", 0), "jobs worker": ("running", 0), "inference worker": ("running", 0)}
+        assert {part["pid"] for part in parts.values()} == _children(up.pid)
+        _submit(speech, tmp_path, env)
+
+        # SIGKILL the inference worker: it comes back, the rest serves on, /healthz says so meanwhile.
+        killed = parts["inference worker"]["pid"]
+        assert _cmdline(killed).endswith("-m diarist.cli inference ")
+        os.kill(killed, signal.SIGKILL)
+        _wait_for_line(lines, r"^inference worker exited with code -9; restarting in 1 s$", 10)
+        health = _health(port)
+        assert health.status_code == 503, health.text
+        assert health.json()["parts"]["inference worker"]["state"] == "restarting"
+        assert health.json()["checks"]["parts_running"] is False
+        assert health.json()["parts"]["jobs worker"]["state"] == "running"
+        restarted = int(_wait_for_line(lines, r"^inference worker restarted \(pid (\d+)\)$", 30)[1])
+        assert restarted in _children(up.pid) and not _alive(killed)
+        deadline = time.monotonic() + 120
+        while (health := _health(port)).status_code != 200:
+            assert time.monotonic() < deadline, f"never healthy again: {health.text}"
+            time.sleep(0.5)
+        inference = health.json()["parts"]["inference worker"]
+        assert (inference["state"], inference["restarts"], inference["pid"]) == ("running", 1, restarted)
+        _submit(speech, tmp_path, env)
+        started = _children(up.pid)
     finally:
-        up.send_signal(signal.SIGTERM)
+        up.send_signal(signal.SIGINT)
         assert up.wait(90) == 0
     _wait_for_line(lines, "diarist stopped", 5)
-    with socket.socket() as probe:
-        assert probe.connect_ex(("127.0.0.1", broker_port)) != 0, "the broker still listens"
+    assert not [pid for pid in started if _alive(pid)]
+    assert not _processes_with(f"DIARIST_DATA_DIR={tmp_path}"), "processes left behind"
+    assert not (tmp_path / "supervisor.json").exists()
+    for closed in (broker_port, port):
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", closed)) != 0, f"port {closed} still listens"
