@@ -1,32 +1,38 @@
-"""Bearer-key authentication for everything but the health check and the API's documentation; on
-the DeepAffects paths the key may come as the `apikey` query parameter instead, as DeepAffects'
-clients send it."""
+"""API-key authentication, as each surface declares it (api/surface.py): `Authorization: Bearer
+<key>` everywhere; on a surface with a query_key (DeepAffects' `apikey`), the key may come as that
+query parameter instead, as its clients send it; public surfaces and the documentation take none."""
 from __future__ import annotations
 
 import hmac
 
 from starlette.requests import Request
+from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from diarist.api import deepaffects
 from diarist.api.problems import problem_response
-
-OPEN_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/trd/v3/openapi.json", "/trd/v3/docs"})
-OPEN_PREFIXES = ("/docs/",)  # Swagger UI's files
-QUERY_KEY_PATHS = frozenset(route.path for route in deepaffects.routes)
+from diarist.api.surface import Surface
 
 
 class BearerAuth:
-    def __init__(self, app: ASGIApp, keys: frozenset[str]) -> None:
+    def __init__(self, app: ASGIApp, keys: frozenset[str], surfaces: tuple[Surface, ...],
+                 public_routes: list[BaseRoute]) -> None:
         self.app = app
         self.keys = keys
+        # (routes, the query parameter that may carry the key, or "" for none; None: no key needed)
+        self.rules: list[tuple[list[BaseRoute], str | None]] = [
+            *((surface.routes, None if surface.public else surface.query_key or "") for surface in surfaces),
+            (public_routes, None),
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["path"].startswith(OPEN_PREFIXES):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        query_param = self._query_param(scope)
+        if query_param is None:
             return await self.app(scope, receive, send)
         request = Request(scope)
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        query_key = request.query_params.get("apikey", "") if scope["path"] in QUERY_KEY_PATHS else ""
+        query_key = request.query_params.get(query_param, "") if query_param else ""
         bearer_known = scheme.lower() == "bearer" and self._known(token.strip())
         if not (bearer_known or (query_key and self._known(query_key))):
             detail = ("send an API key as 'Authorization: Bearer <key>'" if not (token or query_key)
@@ -35,5 +41,22 @@ class BearerAuth:
             return await response(scope, receive, send)
         await self.app(scope, receive, send)
 
+    def _query_param(self, scope: Scope) -> str | None:
+        """The rule of the surface whose route takes this path: "" (Bearer only), a query
+        parameter's name, or None where no key is needed. A path no route takes needs a key, so
+        that what the service serves is not probed without one."""
+        for routes, query_param in self.rules:
+            if any(_takes(route, scope) for route in routes):
+                return query_param
+        return ""
+
     def _known(self, token: str) -> bool:
         return any(hmac.compare_digest(token, key) for key in self.keys)
+
+
+def _takes(route: BaseRoute, scope: Scope) -> bool:
+    if isinstance(route, Mount):
+        return scope["path"].startswith(route.path + "/")
+    if isinstance(route, Route):
+        return route.path_regex.match(scope["path"]) is not None
+    return route.matches(scope)[0] != Match.NONE

@@ -1,4 +1,4 @@
-"""CPqD Transcrição de Diálogos v3 facade (/trd/v3): a thin translation onto the job core.
+"""CPqD Transcrição de Diálogos v3 facade (/trd/v3): a thin translation onto the job service.
 
 CPqD's requests (multipart `upload_file`, a `config` in JSON or in its `key=value` string form,
 `callback_urls`, `tag`) become native options; native jobs and results go back as CPqD's job
@@ -22,10 +22,12 @@ from diarist.streams.jobs import lifecycle as lc
 from diarist.streams.inference.diarization import DEFAULT_THRESHOLD
 from diarist.streams.inference.media import MediaError, probe
 
-from diarist.api import core, ingest, writers
-from diarist.api.jobs import datetime_param, int_param
-from diarist.api.ingest import Media
+from diarist.api import ingest, writers
+from diarist.api.params import datetime_param, int_param
 from diarist.api.problems import Problem
+from diarist.api.surface import Surface, job_service
+from diarist.api.views import job_json
+from diarist.streams.jobs.service import Query, StoredMedia
 
 SYNC_MAX_SECONDS = 120.0  # CPqD's limit for synchronous transcription
 SYNC_WAIT_SECONDS = 600.0  # after this a synchronous request answers the job as it is
@@ -137,23 +139,22 @@ def _callback_urls(fields: list[Any]) -> list[str]:
 # -- media in ---------------------------------------------------------------------------------
 
 async def _form(request: Request) -> FormData:
-    return await ingest.read_form(request, core.worker(request).settings.max_media_bytes, MAX_FORM_FIELDS)
+    return await ingest.read_form(request, job_service(request).max_media_bytes, MAX_FORM_FIELDS)
 
 
-async def _stored(request: Request, form: FormData, key: str) -> Media:
+async def _stored(request: Request, form: FormData) -> StoredMedia:
     upload = form.get("upload_file")
     if not isinstance(upload, UploadFile):
         raise Problem(400, "the multipart body needs a file part named 'upload_file'")
-    worker = core.worker(request)
-    return await ingest.store_upload(upload, worker.blobs, key, worker.settings.max_media_bytes)
+    return await ingest.store_upload(upload, job_service(request))
 
 
-async def _refuse_unless_short(request: Request, key: str) -> None:
+async def _refuse_unless_short(request: Request, media: StoredMedia) -> None:
     """Erases the stored media and refuses it when it cannot be read or lasts too long for a
     synchronous transcription."""
-    blobs = core.worker(request).blobs
+    jobs = job_service(request)
     try:
-        duration = (await asyncio.to_thread(probe, blobs.path(key)))["duration"]
+        duration = (await asyncio.to_thread(probe, jobs.blobs.path(media.ref["key"])))["duration"]
     except MediaError as exc:
         problem = Problem(422, str(exc))
     else:
@@ -161,7 +162,7 @@ async def _refuse_unless_short(request: Request, key: str) -> None:
             return
         problem = Problem(413, f"the media lasts {duration:.1f} s; synchronous transcription takes at most "
                                f"{SYNC_MAX_SECONDS:g} s: create a job with /trd/v3/job/create instead")
-    blobs.delete(key)
+    jobs.discard(media)
     raise problem
 
 
@@ -220,7 +221,7 @@ async def _entry(request: Request, job: dict[str, Any], with_segments: bool) -> 
     """{"job": ...}, and the segments too when asked for and the job is COMPLETED."""
     entry: dict[str, Any] = {"job": job_object(job)}
     if with_segments and job["status"] == lc.COMPLETED:
-        entry["segments"] = writers.cpqd_segments(await core.result(request, job["id"]), _lm(job["options"]))
+        entry["segments"] = writers.cpqd_segments(await job_service(request).result(job["id"]), _lm(job["options"]))
     return entry
 
 
@@ -243,14 +244,14 @@ def callback_body(job: dict[str, Any], result: dict[str, Any] | None = None) -> 
 async def transcribe(request: Request) -> Response:
     form = await _form(request)
     options = _options(form.getlist("config"), request.query_params.get("tag"), [])
-    job_id, key = core.new_job()
-    media = await _stored(request, form, key)
-    await _refuse_unless_short(request, key)
-    await core.create(request, job_id, media, options)
-    job = await core.wait(request, job_id, timeout=SYNC_WAIT_SECONDS)
+    jobs = job_service(request)
+    media = await _stored(request, form)
+    await _refuse_unless_short(request, media)
+    await jobs.create(media, options)
+    job = job_json(await jobs.wait(media.job_id, timeout=SYNC_WAIT_SECONDS))
     body = await _entry(request, job, with_segments=True)
     if job["status"] in (lc.COMPLETED, lc.FAILED, lc.STOPPED):
-        await core.command(request, job_id, "delete")  # CPqD erases a synchronous job's file once it is done
+        await jobs.delete(media.job_id)  # CPqD erases a synchronous job's file once it is done
     return JSONResponse(body)
 
 
@@ -258,9 +259,8 @@ async def create_job(request: Request) -> Response:
     form = await _form(request)
     options = _options(form.getlist("config"), request.query_params.get("tag"),
                        _callback_urls(form.getlist("callback_urls")))
-    job_id, key = core.new_job()
-    job = await core.create(request, job_id, await _stored(request, form, key), options)
-    return JSONResponse({"job": job_object(job)})
+    job = await job_service(request).create(await _stored(request, form), options)
+    return JSONResponse({"job": job_object(job_json(job))})
 
 
 async def list_jobs(request: Request) -> Response:
@@ -277,30 +277,31 @@ async def query_jobs(request: Request) -> Response:
 
 
 async def job_status(request: Request) -> Response:
-    return JSONResponse({"job": job_object(await core.read(request, request.path_params["job_id"]))})
+    return JSONResponse({"job": job_object(job_json(await job_service(request).read(request.path_params["job_id"])))})
 
 
 async def job_result(request: Request) -> Response:
     job_id, fmt = request.path_params["job_id"], request.query_params.get("format", "json")
     if fmt not in ("json", "csv"):
         raise Problem(422, "format must be json or csv")
-    result = await core.result(request, job_id)
+    jobs = job_service(request)
+    result = await jobs.result(job_id)
     if fmt == "csv":
         return Response(writers.csv(result), media_type="text/csv; charset=utf-8")
-    job = await core.read(request, job_id)
+    job = job_json(await jobs.read(job_id))
     return JSONResponse({"job": job_object(job), "segments": writers.cpqd_segments(result, _lm(job["options"]))})
 
 
 async def stop_job(request: Request) -> Response:
-    return JSONResponse({"job": job_object(await core.command(request, request.path_params["job_id"], "stop"))})
+    return JSONResponse({"job": job_object(job_json(await job_service(request).stop(request.path_params["job_id"])))})
 
 
 async def retry_job(request: Request) -> Response:
-    return JSONResponse({"job": job_object(await core.command(request, request.path_params["job_id"], "retry"))})
+    return JSONResponse({"job": job_object(job_json(await job_service(request).retry(request.path_params["job_id"])))})
 
 
 async def delete_job(request: Request) -> Response:
-    return JSONResponse({"job": job_object(await core.command(request, request.path_params["job_id"], "delete"))})
+    return JSONResponse({"job": job_object(job_json(await job_service(request).delete(request.path_params["job_id"])))})
 
 
 # -- listing ----------------------------------------------------------------------------------
@@ -309,21 +310,22 @@ async def _listing(request: Request, filters: dict[str, Any], with_segments: boo
     page = int_param(request.query_params.get("page", "1"), "page", 1)
     limit = int_param(request.query_params.get("limit", str(DEFAULT_LIMIT)), "limit", 1, MAX_LIMIT)
     jobs = await _page_at(request, page, limit, filters)
-    return {"page": page, "limit": limit, "total": await core.count(request, **filters),
+    return {"page": page, "limit": limit, "total": await job_service(request).count(Query(**filters)),
             "results": [await _entry(request, job, with_segments) for job in jobs]}
 
 
-async def _page_at(request: Request, number: int, limit: int, filters: dict[str, Any]) -> list[dict]:
-    """Page `number` (from 1) of `limit` jobs, newest first: the core pages by cursor, so the
-    pages before it are walked, MAX_LIMIT jobs at a time."""
+async def _page_at(request: Request, number: int, limit: int, filters: dict[str, Any]) -> list[dict[str, Any]]:
+    """Page `number` (from 1) of `limit` jobs, newest first: the job service pages by cursor, so
+    the pages before it are walked, MAX_LIMIT jobs at a time."""
+    jobs, query = job_service(request), Query(**filters)
     cursor, skip = None, (number - 1) * limit
     while skip:
-        jobs, cursor = await core.page(request, limit=min(skip, MAX_LIMIT), cursor=cursor, **filters)
-        skip -= len(jobs)
+        page = await jobs.page(query, limit=min(skip, MAX_LIMIT), cursor=cursor)
+        skip -= len(page.jobs)
+        cursor = page.next_cursor
         if cursor is None:
             return []
-    jobs, _ = await core.page(request, limit=limit, cursor=cursor, **filters)
-    return jobs
+    return [job_json(job) for job in (await jobs.page(query, limit=limit, cursor=cursor)).jobs]
 
 
 def _status(raw: str | None) -> str | None:
@@ -500,3 +502,6 @@ paths: dict[str, Any] = {
         "delete", "Erase a finished job's media and result; the job stays, DELETED",
         "The job is QUEUED or IN_PROGRESS")},
 }
+
+surface = Surface("CPqD TRD v3", "CPqD Transcrição de Diálogos v3 (/trd/v3).", routes, paths, apis=("cpqd",),
+                  callback_body=callback_body, callback_url=callback_url, docs_prefix="/trd/v3")

@@ -1,5 +1,5 @@
 """DeepAffects async facade (diarization and transcription submissions, async status): a thin
-translation onto the job core.
+translation onto the job service.
 
 DeepAffects' SDK and documentation send the audio as base64 `content` (or a public `url`) in a
 JSON body, `webhook` and an optional `request_id` in the query, and the API key as `?apikey=`
@@ -21,11 +21,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from diarist.streams.jobs import lifecycle as lc
-from diarist.streams.blobs import TooLarge
-from diarist.streams.jobs.store import job_id_for_request, media_key
+from diarist.streams.jobs.errors import MediaTooLarge, NotFound
+from diarist.streams.jobs.service import StoredMedia
+from diarist.streams.jobs.store import job_id_for_request
 
-from diarist.api import core, ingest, writers
-from diarist.api.jobs import json_object
+from diarist.api import ingest, writers
+from diarist.api.params import json_object
+from diarist.api.surface import Surface, job_service
+from diarist.api.views import job_json
 from diarist.api.problems import Problem, restated
 
 API = "deepaffects"
@@ -66,18 +69,18 @@ def _response(job: dict, api: str, result: dict | None) -> dict | None:
 # -- endpoints -----------------------------------------------------------------------------------
 
 async def submit(request: Request, api: str) -> Response:
-    settings = core.worker(request).settings
+    jobs = job_service(request)
     request_id = request.query_params.get("request_id") or str(uuid.uuid4())
     if len(request_id) > MAX_REQUEST_ID:
         raise Problem(400, f"request_id must be at most {MAX_REQUEST_ID} characters")
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > settings.max_media_bytes * 4 // 3 + ingest.CHUNK:  # base64: 4/3
-        raise _too_large(settings.max_media_bytes)
+    if declared.isdigit() and int(declared) > jobs.max_media_bytes * 4 // 3 + ingest.CHUNK:  # base64: 4/3
+        raise _too_large(jobs.max_media_bytes)
     body = await json_object(request)
     options = _options(body, api, request_id, request.query_params.get("webhook"))
     job = job_id(request_id)
     await _refuse_reuse(request, job, request_id)
-    await core.create(request, job, await _audio(request, body, media_key(job), request_id), options)
+    await jobs.create(await _audio(request, body, job, request_id), options)
     return JSONResponse({"request_id": request_id, "api": api}, status_code=202)
 
 
@@ -99,23 +102,21 @@ def _options(body: dict, api: str, request_id: str, webhook: str | None) -> dict
 async def _refuse_reuse(request: Request, job: str, request_id: str) -> None:
     """409 when the request_id already names a job: its media must not be overwritten."""
     try:
-        await core.read(request, job)
-    except Problem as exc:
-        if exc.status == 404:
-            return
-        raise
+        await job_service(request).read(job)
+    except NotFound:
+        return
     raise Problem(409, f"request_id {request_id!r} names an earlier request")
 
 
-async def _audio(request: Request, body: dict, key: str, request_id: str) -> ingest.Media:
-    """The audio of `content` (base64) or `url`, into the blob store under key."""
-    settings, blobs = core.worker(request).settings, core.worker(request).blobs
+async def _audio(request: Request, body: dict, job: str, request_id: str) -> StoredMedia:
+    """The audio of `content` (base64) or `url`, into the blob store for the job."""
+    jobs = job_service(request)
     content, url = body.get("content"), body.get("url")
     if (content is None) == (url is None):
         raise Problem(400, "send exactly one of content (base64 audio) and url")
     if url is not None:
         with restated(422, _bad_request):
-            return await ingest.fetch(url, blobs, key, settings.max_media_bytes, settings.media_url_timeout)
+            return await ingest.fetch(url, jobs, job_id=job)
     try:
         audio = base64.b64decode(content, validate=True)
     except (binascii.Error, TypeError, ValueError):
@@ -123,10 +124,9 @@ async def _audio(request: Request, body: dict, key: str, request_id: str) -> ing
     if not audio:
         raise Problem(400, "content is empty")
     try:
-        md5, size = blobs.write(key, [audio], settings.max_media_bytes)
-    except TooLarge:
-        raise _too_large(settings.max_media_bytes) from None
-    return ingest.Media(request_id, md5, size, None)
+        return await jobs.store_bytes(audio, request_id, job_id=job)
+    except MediaTooLarge:
+        raise _too_large(jobs.max_media_bytes) from None
 
 
 def _bad_request(detail: str) -> Problem:
@@ -139,18 +139,16 @@ async def status(request: Request) -> Response:
     if not request_id:
         raise Problem(400, "request_id is required")
     job = await _job(request, request_id)
-    result = await core.result(request, job["id"]) if job["status"] == lc.COMPLETED else None
+    result = await job_service(request).result(job["id"]) if job["status"] == lc.COMPLETED else None
     return JSONResponse({"response": callback_body(job, result), "status": STATUSES[job["status"]]})
 
 
 async def _job(request: Request, request_id: str) -> dict:
     """The job of a request_id; 404 when no DeepAffects request has it."""
     try:
-        job = await core.read(request, job_id(request_id))
-    except Problem as exc:
-        if exc.status == 404:
-            raise Problem(404, f"no request {request_id!r}") from None
-        raise
+        job = job_json(await job_service(request).read(job_id(request_id)))
+    except NotFound:
+        raise Problem(404, f"no request {request_id!r}") from None
     if job["options"]["api"] != API:
         raise Problem(404, f"no request {request_id!r}")
     return job
@@ -253,3 +251,6 @@ paths: dict[str, Any] = {
         },
     }},
 }
+
+surface = Surface("DeepAffects", "DeepAffects asynchronous diarization and transcription.", routes, paths, apis=(API,),
+                  query_key="apikey", callback_body=callback_body)

@@ -1,5 +1,6 @@
 """The API's own documentation: the OpenAPI document at /openapi.json and Swagger UI at /docs, and
-the same for the CPqD facade alone at /trd/v3/openapi.json and /trd/v3/docs. No key needed.
+the same for each surface that has a docs_prefix (CPqD's at /trd/v3/openapi.json and
+/trd/v3/docs). No key needed.
 
 Swagger UI's files come from an installed package (swagger-ui-py, Swagger UI 5: the first that
 renders OpenAPI 3.1) and are served from here, so the pages need nothing outside the service.
@@ -18,9 +19,9 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from diarist.api import openapi
+from diarist.api.surface import Surface
 
 ASSETS = "/docs/assets"
-TRD = "/trd/v3"
 
 
 def _page(document_url: str, title: str) -> str:
@@ -56,9 +57,13 @@ def _serving(prefix: str, title: str, document: Callable[[], dict[str, Any]]) ->
             Route(f"{prefix}/docs", serve_page, methods=["GET"])]
 
 
-routes: list[BaseRoute] = [
-    *_serving("", "diarist API", openapi.document),
-    *_serving(TRD, "diarist: CPqD TRD v3 API",
-              partial(openapi.document_under, TRD, "diarist: CPqD Transcrição de Diálogos v3")),
-    Mount(ASSETS, StaticFiles(packages=[("swagger_ui", "static")])),
-]
+def routes(surfaces: tuple[Surface, ...]) -> list[BaseRoute]:
+    """The documents and pages of the whole service and of each surface with a docs_prefix."""
+    return [
+        *_serving("", "diarist API", partial(openapi.document, surfaces)),
+        *(route for surface in surfaces if surface.docs_prefix
+          for route in _serving(surface.docs_prefix, f"diarist: {surface.tag} API",
+                                partial(openapi.document_under, surfaces, surface.docs_prefix,
+                                        f"diarist: {surface.description.removesuffix('.')}"))),
+        Mount(ASSETS, StaticFiles(packages=[("swagger_ui", "static")])),
+    ]

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from diarist.api.surface import Surface
 from diarist.api.views import iso
 
 
@@ -101,3 +102,5 @@ paths = {
         },
     },
 }
+
+surface = Surface("health", "Whether this worker can take jobs.", routes, paths, public=True)

@@ -1,4 +1,4 @@
-"""NYT captions service facade (/captions, /jobs/{id}/...): a thin translation onto the job core.
+"""NYT captions service facade (/captions, /jobs/{id}/...): a thin translation onto the job service.
 
 The New York Times' video-captions-api hands a media URL to a captions provider and answers its
 own job object. Here this service is the provider: a job is a native TRANSCRIPTION job whose
@@ -21,8 +21,12 @@ from starlette.routing import BaseRoute, Route
 
 from diarist.streams.jobs import lifecycle as lc
 
-from diarist.api import core, ingest, writers
-from diarist.api.jobs import RESULT_FORMATS, json_object
+from diarist.api import ingest, writers
+from diarist.api.native import RESULT_FORMATS
+from diarist.api.params import json_object
+from diarist.api.surface import Surface, job_service
+from diarist.api.views import job_json
+from diarist.streams.jobs.service import Query
 from diarist.api.problems import Problem
 
 API = "nyt"
@@ -68,7 +72,7 @@ def callback_body(job: dict, result: dict | None = None) -> dict:
 
 async def _job(request: Request) -> dict:
     """The job in the path; 404 unless it is an NYT job."""
-    job = await core.read(request, request.path_params["id"])
+    job = job_json(await job_service(request).read(request.path_params["id"]))
     if job["options"]["api"] != API:
         raise Problem(404, f"no captions job {job['id']}")
     return job
@@ -92,11 +96,9 @@ async def create_job(request: Request) -> Response:
         # service is the provider, so that is where it sends the ended job.
         "callback_urls": [provider_params["callback"]] if "callback" in provider_params else [],
     }, api=API)
-    settings = core.worker(request).settings
-    job_id, key = core.new_job()
-    media = await ingest.fetch(media_url, core.worker(request).blobs, key, settings.max_media_bytes,
-                               settings.media_url_timeout)
-    return JSONResponse(nyt_job(await core.create(request, job_id, media, options)), status_code=201)
+    jobs = job_service(request)
+    media = await ingest.fetch(media_url, jobs)
+    return JSONResponse(nyt_job(job_json(await jobs.create(media, options))), status_code=201)
 
 
 def _text(fields: dict, name: str) -> str:
@@ -128,8 +130,9 @@ async def parent_jobs(request: Request) -> Response:
     """Every job of a parent, oldest first, as NYT's summaries {id, created_at}; 404 for none."""
     parent_id, cursor, jobs = request.path_params["parent_id"], None, []
     while True:
-        page, cursor = await core.page(request, limit=PAGE, cursor=cursor, tag=parent_id)
-        jobs += [job for job in page if job["options"]["api"] == API]
+        page = await job_service(request).page(Query(tag=parent_id), limit=PAGE, cursor=cursor)
+        jobs += [job_json(job) for job in page.jobs if job["spec"]["options"]["api"] == API]
+        cursor = page.next_cursor
         if cursor is None:
             break
     if not jobs:
@@ -139,7 +142,7 @@ async def parent_jobs(request: Request) -> Response:
 
 async def cancel_job(request: Request) -> Response:
     job = await _job(request)
-    return JSONResponse(nyt_job(await core.command(request, job["id"], "stop")))
+    return JSONResponse(nyt_job(job_json(await job_service(request).stop(job["id"]))))
 
 
 async def download(request: Request) -> Response:
@@ -148,7 +151,7 @@ async def download(request: Request) -> Response:
     job = await _job(request)
     write, media_type = RESULT_FORMATS[kind]
     filename = _filename(job["id"], json.loads(job["options"]["metadata"])["media_url"], kind)
-    return Response(write(await core.result(request, job["id"])), media_type=media_type,
+    return Response(write(await job_service(request).result(job["id"])), media_type=media_type,
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
@@ -156,7 +159,8 @@ async def transcript(request: Request) -> Response:
     """The plain text of the captions in the format of the path, as NYT strips its cues."""
     _format(request)  # every caption format holds the same words: the format is only checked
     job = await _job(request)
-    return Response(writers.plain_text(await core.result(request, job["id"])), media_type="text/plain; charset=utf-8")
+    result = await job_service(request).result(job["id"])
+    return Response(writers.plain_text(result), media_type="text/plain; charset=utf-8")
 
 
 def _format(request: Request) -> str:
@@ -288,3 +292,6 @@ paths: dict[str, Any] = {
         **_caption_file("the words, space-separated", ["text/plain; charset=utf-8"]),
     }},
 }
+
+surface = Surface("NYT captions", "The New York Times captions service.", routes, paths, apis=(API,),
+                  callback_body=callback_body)

@@ -9,29 +9,17 @@ from __future__ import annotations
 
 from functools import cache
 from importlib.metadata import version
-from types import ModuleType
 from typing import Any
 
-from diarist.api import cpqd, deepaffects, health, jobs, nyt, rev
 from diarist.api.options import SCHEMA as JOB_OPTIONS  # the options as sent, and as a job keeps them:
 from diarist.api.options import STORED_SCHEMA as STORED_OPTIONS  # both from api/options.py's definition
+from diarist.api.surface import Surface
 from diarist.streams.jobs.types import Status
 
 OPENAPI = "3.1.0"
 METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 BEARER = "bearer"
 APIKEY = "apikey"  # DeepAffects clients send their key as ?apikey=, as DeepAffects takes it
-
-# (tag, what the tag is, module): the surfaces in the order the document lists them.
-SURFACES: tuple[tuple[str, str, ModuleType], ...] = (
-    ("jobs", "The native job API: create, read, list, count, result, stop, retry, delete.", jobs),
-    ("health", "Whether this worker can take jobs.", health),
-    ("CPqD TRD v3", "CPqD Transcrição de Diálogos v3 (/trd/v3).", cpqd),
-    ("Rev AI", "Rev AI language identification and asynchronous speech-to-text.", rev),
-    ("NYT captions", "The New York Times captions service.", nyt),
-    ("DeepAffects", "DeepAffects asynchronous diarization and transcription.", deepaffects),
-)
-
 
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return {**schema, "type": [schema["type"], "null"]}
@@ -59,7 +47,7 @@ JOB = {
                  "options", "media", "history"],
     "properties": {
         "id": {"type": "string"},
-        "status": {"type": "string", "enum": [status.value for status in Status]},
+        "status": {"type": "string", "enum": list(Status)},
         "version": {"type": "integer", "description": "how many transitions the job has been through"},
         "attempt": {"type": "integer", "description": "grows by one with each retry"},
         "filename": {"type": "string"},
@@ -149,32 +137,33 @@ COMPONENTS = {
 
 
 @cache
-def document() -> dict[str, Any]:
-    """The whole service's document."""
+def document(surfaces: tuple[Surface, ...]) -> dict[str, Any]:
+    """The whole service's document: every surface's paths, tagged with the surface, in its order."""
     return {
         "openapi": OPENAPI,
         "info": {"title": "diarist", "version": version("diarist"),
                  "summary": "Speech transcription jobs: diarized, word-timed transcripts and language identification."},
         "servers": [{"url": "/", "description": "this service"}],
         "security": [{BEARER: []}],
-        "tags": [{"name": tag, "description": about} for tag, about, _ in SURFACES],
-        "paths": _paths(),
+        "tags": [{"name": surface.tag, "description": surface.description} for surface in surfaces],
+        "paths": _paths(surfaces),
         "components": COMPONENTS,
     }
 
 
-def document_under(prefix: str, title: str) -> dict[str, Any]:
+def document_under(surfaces: tuple[Surface, ...], prefix: str, title: str) -> dict[str, Any]:
     """The document of one surface: only the paths under `prefix`."""
-    whole = document()
+    whole = document(surfaces)
     paths = {path: item for path, item in whole["paths"].items() if path.startswith(prefix + "/")}
     return {**whole, "info": {**whole["info"], "title": title}, "paths": paths}
 
 
-def _paths() -> dict[str, Any]:
+def _paths(surfaces: tuple[Surface, ...]) -> dict[str, Any]:
     merged: dict[str, Any] = {}
-    for tag, _, surface in SURFACES:
+    for surface in surfaces:
         for path, item in surface.paths.items():
             if path in merged:
-                raise ValueError(f"{surface.__name__} documents {path}, which another surface documents")
-            merged[path] = {key: {"tags": [tag], **value} if key in METHODS else value for key, value in item.items()}
+                raise ValueError(f"the {surface.tag} surface documents {path}, which another surface documents")
+            merged[path] = {key: {"tags": [surface.tag], **value} if key in METHODS else value
+                            for key, value in item.items()}
     return merged

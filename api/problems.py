@@ -1,4 +1,5 @@
-"""Errors as RFC 9457 problem documents (application/problem+json)."""
+"""Errors as RFC 9457 problem documents (application/problem+json), and the one table that maps
+the job service's errors to them."""
 from __future__ import annotations
 
 import logging
@@ -9,6 +10,8 @@ from http import HTTPStatus
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+
+from diarist.streams.jobs import errors
 
 MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger(__name__)
@@ -25,16 +28,42 @@ class Problem(Exception):
         self.extra = extra
 
 
+# The job service's errors as HTTP problems: every surface answers them so, unless it restates
+# a status in its vendor's words (`restated`).
+DOMAIN_STATUS: dict[type[errors.JobError], int] = {
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.Gone: 410,
+    errors.MediaTooLarge: 413,
+    errors.MediaEmpty: 400,
+    errors.MediaUnavailable: 422,
+    errors.InvalidCursor: 422,
+    errors.NotYetVisible: 503,
+}
+
+
+def problem_of(exc: errors.JobError) -> Problem:
+    status = next(code for kind, code in DOMAIN_STATUS.items() if isinstance(exc, kind))
+    extra: dict[str, object] = {}
+    headers = None
+    if isinstance(exc, errors.Conflict) and exc.status is not None:
+        extra["job_status"] = exc.status
+    if isinstance(exc, errors.NotYetVisible):
+        headers = {"Retry-After": "1"}
+    return Problem(status, str(exc), headers=headers, **extra)
+
+
 @contextmanager
 def restated(status: int, as_problem: Callable[[str], Problem]) -> Iterator[None]:
     """A Problem of `status` raised inside comes out as `as_problem(detail)`: how a vendor states
     it (Rev and DeepAffects answer 400 where the core answers 422)."""
     try:
         yield
-    except Problem as exc:
-        if exc.status != status:
-            raise
-        raise as_problem(exc.detail) from None
+    except (Problem, errors.JobError) as exc:
+        problem = problem_of(exc) if isinstance(exc, errors.JobError) else exc
+        if problem.status != status:
+            raise problem from None
+        raise as_problem(problem.detail) from None
 
 
 def problem_response(request: Request, status: int, detail: str, title: str | None = None,
@@ -46,6 +75,11 @@ def problem_response(request: Request, status: int, detail: str, title: str | No
 
 async def on_problem(request: Request, exc: Problem) -> JSONResponse:
     return problem_response(request, exc.status, exc.detail, exc.title, exc.headers, **exc.extra)
+
+
+async def on_job_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.JobError)
+    return await on_problem(request, problem_of(exc))
 
 
 async def on_http_exception(request: Request, exc: HTTPException) -> JSONResponse:
@@ -60,4 +94,5 @@ async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, 500, "the server failed to answer this request; it is logged")
 
 
-EXCEPTION_HANDLERS = {Problem: on_problem, HTTPException: on_http_exception, Exception: on_unexpected}
+EXCEPTION_HANDLERS = {Problem: on_problem, errors.JobError: on_job_error, HTTPException: on_http_exception,
+                      Exception: on_unexpected}

@@ -1,4 +1,4 @@
-"""Rev AI facades (/languageid/v1 and /speechtotext/v1): a thin translation onto the job core.
+"""Rev AI facades (/languageid/v1 and /speechtotext/v1): a thin translation onto the job service.
 
 Rev's two job APIs share one shape: submit by JSON (`media_url` or `source_config`) or by a
 multipart upload (`media` file and `options` JSON), read, list (a bare array, newest first,
@@ -20,8 +20,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from diarist.api import core, ingest, writers
-from diarist.api.jobs import json_object
+from diarist.api import ingest, writers
+from diarist.api.params import json_object
+from diarist.api.surface import Surface, job_service
+from diarist.api.views import job_json
+from diarist.streams.jobs.errors import NotFound
+from diarist.streams.jobs.service import Query, cursor_at
 from diarist.api.problems import Problem, restated
 
 ERRORS = "https://www.rev.ai/api/v1/errors/"
@@ -34,7 +38,7 @@ DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 
 
 @dataclass(frozen=True)
-class Surface:
+class RevApi:
     """One of Rev's job APIs."""
     prefix: str
     task: str  # the native task its jobs run
@@ -44,9 +48,9 @@ class Surface:
     fields: frozenset[str]  # what it takes beyond COMMON_FIELDS and SOURCE_FIELDS
 
 
-LANGUAGE_ID = Surface("/languageid/v1", "LANGUAGE_IDENTIFICATION", "rev-languageid", "language_id", "completed",
+LANGUAGE_ID = RevApi("/languageid/v1", "LANGUAGE_IDENTIFICATION", "rev-languageid", "language_id", "completed",
                       frozenset())
-SPEECH_TO_TEXT = Surface("/speechtotext/v1", "TRANSCRIPTION", "rev-speechtotext", "async", "transcribed",
+SPEECH_TO_TEXT = RevApi("/speechtotext/v1", "TRANSCRIPTION", "rev-speechtotext", "async", "transcribed",
                          SPEECH_FIELDS)
 BY_TASK = {surface.task: surface for surface in (LANGUAGE_ID, SPEECH_TO_TEXT)}
 
@@ -134,26 +138,25 @@ def _invalid_state(status: str, allowed: list[str], action: str) -> Problem:
 
 # -- submission ----------------------------------------------------------------------------------
 
-async def submit_job(request: Request, surface: Surface) -> Response:
-    settings, blobs = core.worker(request).settings, core.worker(request).blobs
-    job_id, key = core.new_job()
+async def submit_job(request: Request, surface: RevApi) -> Response:
+    jobs = job_service(request)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        form = await ingest.read_form(request, settings.max_media_bytes)
+        form = await ingest.read_form(request, jobs.max_media_bytes)
         upload = form.get("media")
         if not isinstance(upload, UploadFile):
             raise _invalid_field("media", "The media file is required")
         options = _native_options(_options_part(form.get("options")), surface, uploaded=True)
-        media = await ingest.store_upload(upload, blobs, key, settings.max_media_bytes)
+        media = await ingest.store_upload(upload, jobs)
     elif content_type.startswith("application/json"):
         fields = await json_object(request)
         options = _native_options(fields, surface, uploaded=False)
         url, headers = _source(fields)
         with restated(422, _invalid_parameters):
-            media = await ingest.fetch(url, blobs, key, settings.max_media_bytes, settings.media_url_timeout, headers)
+            media = await ingest.fetch(url, jobs, headers)
     else:
         raise Problem(415, "send JSON with a media_url or source_config, or multipart/form-data with a 'media' file")
-    return JSONResponse(rev_job(await core.create(request, job_id, media, options)))
+    return JSONResponse(rev_job(job_json(await jobs.create(media, options))))
 
 
 def _options_part(part: Any) -> dict:
@@ -170,7 +173,7 @@ def _options_part(part: Any) -> dict:
     return options
 
 
-def _native_options(fields: dict, surface: Surface, uploaded: bool) -> dict[str, Any]:
+def _native_options(fields: dict, surface: RevApi, uploaded: bool) -> dict[str, Any]:
     """The job's native options from Rev's submission fields; 400 for a field this surface lacks."""
     given = {name: value for name, value in fields.items() if value is not None}  # null reads as absent
     unknown = set(given) - COMMON_FIELDS - surface.fields - (set() if uploaded else SOURCE_FIELDS)
@@ -232,41 +235,40 @@ def _phrases(vocabularies: Any) -> list[str]:
 
 # -- reading -------------------------------------------------------------------------------------
 
-async def _job(request: Request, surface: Surface) -> dict:
+async def _job(request: Request, surface: RevApi) -> dict:
     """The job named in the path; 404 when there is none on this surface, or it was deleted."""
     job_id = request.path_params["id"]
     try:
-        job = await core.read(request, job_id)
-    except Problem as exc:
-        if exc.status == 404:
-            raise _not_found(job_id) from None
-        raise
+        job = job_json(await job_service(request).read(job_id))
+    except NotFound:
+        raise _not_found(job_id) from None
     if job["status"] == "DELETED" or job["options"]["task"] != surface.task:
         raise _not_found(job_id)
     return job
 
 
-async def _finished_result(request: Request, surface: Surface, output: str) -> dict:
+async def _finished_result(request: Request, surface: RevApi, output: str) -> dict:
     """The result document of the job in the path; 409 until the job is done."""
     job = await _job(request, surface)
     if (status := rev_status(job)) != surface.done:
         raise _invalid_state(status, [surface.done], f"obtain the {output}")
-    return await core.result(request, job["id"])
+    return await job_service(request).result(job["id"])
 
 
-async def get_job(request: Request, surface: Surface) -> Response:
+async def get_job(request: Request, surface: RevApi) -> Response:
     return JSONResponse(rev_job(await _job(request, surface)))
 
 
-async def list_jobs(request: Request, surface: Surface) -> Response:
+async def list_jobs(request: Request, surface: RevApi) -> Response:
     """Newest first; `starting_after` is the id of the last job of the previous page."""
     limit = _limit(request.query_params.get("limit"))
     cursor = await _cursor(request, request.query_params.get("starting_after"))
-    jobs: list[dict] = []
+    jobs: list[dict[str, Any]] = []
     # Deleted jobs are gone to Rev's clients: page on past them so that a page is only short at the end.
     while len(jobs) < limit:
-        page, cursor = await core.page(request, limit=limit - len(jobs), cursor=cursor, task=surface.task)
-        jobs += [job for job in page if job["status"] != "DELETED"]
+        page = await job_service(request).page(Query(task=surface.task), limit=limit - len(jobs), cursor=cursor)
+        jobs += [job_json(job) for job in page.jobs if job["status"] != "DELETED"]
+        cursor = page.next_cursor
         if cursor is None:
             break
     return JSONResponse([rev_job(job) for job in jobs])
@@ -284,18 +286,16 @@ async def _cursor(request: Request, starting_after: str | None) -> str | None:
     if starting_after is None:
         return None
     try:
-        return core.cursor_at(await core.read(request, starting_after))
-    except Problem as exc:
-        if exc.status == 404:
-            raise _invalid_field("starting_after", f"there is no job {starting_after}") from None
-        raise
+        return cursor_at(await job_service(request).read(starting_after))
+    except NotFound:
+        raise _invalid_field("starting_after", f"there is no job {starting_after}") from None
 
 
-async def delete_job(request: Request, surface: Surface) -> Response:
+async def delete_job(request: Request, surface: RevApi) -> Response:
     job = await _job(request, surface)
     if (status := rev_status(job)) == "in_progress":
         raise _invalid_state(status, [surface.done, "failed"], "be deleted")
-    await core.command(request, job["id"], "delete")
+    await job_service(request).delete(job["id"])
     return Response(status_code=204)
 
 
@@ -355,7 +355,7 @@ def _written(body: Any, media_type: str) -> Response:
     return Response(body, media_type=f"{media_type}; charset=utf-8")
 
 
-def _routes(surface: Surface) -> list[BaseRoute]:
+def _routes(surface: RevApi) -> list[BaseRoute]:
     jobs = f"{surface.prefix}/jobs"
     return [Route(jobs, partial(submit_job, surface=surface), methods=["POST"]),
             Route(jobs, partial(list_jobs, surface=surface), methods=["GET"]),
@@ -394,7 +394,7 @@ def _problem(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/problem+json": {"schema": _PROBLEM}}}
 
 
-def _job_schema(surface: Surface) -> dict[str, Any]:
+def _job_schema(surface: RevApi) -> dict[str, Any]:
     properties: dict[str, Any] = {
         "id": {"type": "string"}, "status": {"enum": ["in_progress", surface.done, "failed"]},
         "type": {"const": surface.job_type}, "created_on": {"type": "string", "format": "date-time"},
@@ -409,7 +409,7 @@ def _job_schema(surface: Surface) -> dict[str, Any]:
     return {"type": "object", "required": ["id", "status", "type", "created_on"], "properties": properties}
 
 
-def _submission_schema(surface: Surface, uploaded: bool) -> dict[str, Any]:
+def _submission_schema(surface: RevApi, uploaded: bool) -> dict[str, Any]:
     properties: dict[str, Any] = {
         "metadata": {"type": "string"}, "callback_url": {"type": "string", "format": "uri", "deprecated": True},
         "notification_config": _URL_DATA, "delete_after_seconds": {"type": "integer", "minimum": 0}}
@@ -424,7 +424,7 @@ def _submission_schema(surface: Surface, uploaded: bool) -> dict[str, Any]:
     return {"type": "object", "additionalProperties": False, "properties": properties}
 
 
-def _paths(surface: Surface) -> dict[str, Any]:
+def _paths(surface: RevApi) -> dict[str, Any]:
     job = {"application/json": {"schema": _job_schema(surface)}}
     name = surface.prefix.split("/")[1]
     return {
@@ -498,3 +498,6 @@ paths: dict[str, Any] = {
     "/speechtotext/v1/jobs/{id}/captions": _output(
         "rev_speechtotext_captions", "Captions, SRT or WebVTT", CAPTION_FORMATS),
 }
+
+surface = Surface("Rev AI", "Rev AI language identification and asynchronous speech-to-text.", routes, paths,
+                  apis=(LANGUAGE_ID.api, SPEECH_TO_TEXT.api), callback_body=callback_body)

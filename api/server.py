@@ -6,10 +6,9 @@ from functools import partial
 
 import uvicorn
 
-from diarist.streams.jobs.worker import JobsWorker
-
-from diarist.api.app import create_edge
+from diarist.api.app import callback, create_edge
 from diarist.streams.jobs.callbacks import send_callbacks
+from diarist.streams.jobs.worker import JobsWorker
 
 
 class _EdgeServer(uvicorn.Server):
@@ -20,7 +19,8 @@ class _EdgeServer(uvicorn.Server):
 
 
 def serve_edge_in(worker: JobsWorker) -> None:
-    """Adds the edge, and the callbacks sender that reads jobs through it, to the worker as tasks of its app."""
+    """Adds the edge, and the callbacks sender that speaks each surface's words, to the worker as
+    tasks of its app."""
     config = uvicorn.Config(create_edge(worker), host=worker.settings.host, port=worker.settings.port,
                             log_level="warning", lifespan="off")
     server = _EdgeServer(config)
@@ -29,4 +29,4 @@ def serve_edge_in(worker: JobsWorker) -> None:
         await server.serve()
 
     worker.app.task(serve)
-    worker.app.task(partial(send_callbacks, worker))
+    worker.app.task(partial(send_callbacks, worker.settings, worker.jobs, callback))

@@ -14,6 +14,22 @@ from .service import Service, free_port
 _namespaces = itertools.count()
 
 
+TIERS = ("unit", "system")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        tiers = {mark.name for mark in item.iter_markers() if mark.name in TIERS}
+        if len(tiers) != 1:
+            raise pytest.UsageError(f"{item.nodeid} must be marked with exactly one tier of {TIERS}, not {tiers}")
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_use_no_broker(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("unit") and "kafka" in request.fixturenames:
+        pytest.fail("a unit test asked for the Kafka broker: mark it system")
+
+
 @pytest.fixture(scope="session")
 def kafka(tmp_path_factory) -> KafkaBroker:
     broker = KafkaBroker(tmp_path_factory.mktemp("kafka"), port=free_port(), controller_port=free_port())

@@ -12,6 +12,8 @@ import pytest
 
 from .service import submit, until_status, wait_for_job
 
+pytestmark = pytest.mark.system
+
 TERMINAL = ("COMPLETED", "FAILED", "STOPPED")
 
 

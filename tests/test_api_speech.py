@@ -2,10 +2,14 @@
 long files."""
 from __future__ import annotations
 
+import pytest
+
 import json
 
 from .audio import SENTENCES, dialogue, repeated, speak
 from .service import peak_memory, submit, until_status, wait_for_job
+
+pytestmark = pytest.mark.system
 
 TERMINAL = ("COMPLETED", "FAILED", "STOPPED")
 

@@ -14,6 +14,8 @@ from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 from diarist.infra.broker import BrokerError, KafkaBroker
 from diarist.infra.topics import TopicError, TopicSpec, ensure_topics
 
+pytestmark = pytest.mark.system
+
 def free_ports(n: int = 2) -> list[int]:
     # Hold all sockets open until every port is picked, so the n ports are distinct.
     socks = [socket.socket() for _ in range(n)]

@@ -11,13 +11,15 @@ import threading
 import time
 from collections import defaultdict
 from email.message import Message
-from types import SimpleNamespace
 
 import httpx
 import pytest
 
+from diarist.api import app
+from diarist.api.ingest import parse_options
+from diarist.api.surface import Surface
 from diarist.streams.jobs import callbacks
-from diarist.infra.settings import Settings
+from diarist.streams.jobs import lifecycle as lc
 
 from .conftest import running_service
 from .service import submit, wait_for_job
@@ -106,6 +108,7 @@ def stopped(service, speech, callback_url: str) -> dict:
         return response.json()
 
 
+@pytest.mark.system
 def test_an_ended_job_is_posted_once_signed_and_with_its_headers(service, completed, receiver):
     assert completed["status"] == "COMPLETED"
     [(headers, body)] = receiver.wait("/ok", 1)
@@ -120,6 +123,7 @@ def test_an_ended_job_is_posted_once_signed_and_with_its_headers(service, comple
     assert sent["job"]["history"] == completed["history"]
 
 
+@pytest.mark.system
 def test_a_failing_receiver_gets_the_callback_again_until_it_takes_it(service, completed, receiver):
     attempts = receiver.wait("/flaky", 3)
     assert len(attempts) == 3
@@ -130,6 +134,7 @@ def test_a_failing_receiver_gets_the_callback_again_until_it_takes_it(service, c
         assert client.get(f"/v1/jobs/{completed['id']}").json()["callback_failure_reason"] is None
 
 
+@pytest.mark.system
 def test_a_receiver_that_keeps_failing_is_recorded_on_the_job(service, speech, receiver):
     job = stopped(service, speech, receiver.url("/down", 503))
     attempts = receiver.wait("/down", ATTEMPTS)
@@ -142,6 +147,7 @@ def test_a_receiver_that_keeps_failing_is_recorded_on_the_job(service, speech, r
     assert job["status"] == "STOPPED"
 
 
+@pytest.mark.system
 def test_a_receiver_that_refuses_the_callback_is_not_asked_again(service, speech, receiver):
     job = stopped(service, speech, receiver.url("/gone", 410))
     with service.client() as client:
@@ -150,6 +156,7 @@ def test_a_receiver_that_refuses_the_callback_is_not_asked_again(service, speech
     assert len(receiver.wait("/gone", 1)) == 1
 
 
+@pytest.mark.system
 def test_a_callback_cut_off_by_a_crash_is_sent_again_after_the_restart(service, speech, receiver):
     release = receiver.hold("/crash")
     job = stopped(service, speech, receiver.url("/crash"))
@@ -163,6 +170,7 @@ def test_a_callback_cut_off_by_a_crash_is_sent_again_after_the_restart(service, 
         assert client.get(f"/v1/jobs/{job['id']}").json()["callback_failure_reason"] is None
 
 
+@pytest.mark.system
 def test_a_cpqd_job_is_posted_to_its_callback_url_and_job_id_in_cpqd_words(service, speech, receiver):
     with service.client() as client, open(speech[0], "rb") as media:
         created = client.post("/trd/v3/job/create", files={"upload_file": ("speech.wav", media, "audio/wav")},
@@ -175,19 +183,21 @@ def test_a_cpqd_job_is_posted_to_its_callback_url_and_job_id_in_cpqd_words(servi
     assert (job["id"], job["status"]) == (job_id, "STOPPED") and "config" in job and "options" not in job
 
 
+@pytest.mark.unit
 def test_each_api_speaks_its_own_words_and_is_handed_the_result_of_a_completed_job(monkeypatch):
-    monkeypatch.setitem(callbacks.FACADES, "with-result", SimpleNamespace(callback_body=lambda job, result: result))
-    monkeypatch.setitem(callbacks.FACADES, "unwritten", SimpleNamespace())
-    results = httpx.MockTransport(lambda request: httpx.Response(200, json={"path": request.url.path}))
-    edge = httpx.AsyncClient(base_url="http://edge", transport=results)
-    sender = callbacks.CallbackSender(Settings(), None, None, edge, None)
+    with_result = Surface("with-result", "", [], {}, apis=("with-result",), callback_body=lambda job, result: result,
+                          callback_url=lambda url, job_id: f"{url}/{job_id}")
+    monkeypatch.setitem(app.BY_API, "with-result", with_result)
 
-    def body(api: str, status: str = "COMPLETED") -> dict:
-        job = {"id": "j1", "status": status, "options": {"api": api}}
-        return asyncio.run(sender.body(job, status.lower()))
+    def callback(api: str, status: str, result: dict | None = None) -> callbacks.Callback:
+        job = lc.queued(lc.CREATED, lc.make_event("j1", 1, spec={
+            "filename": "a.wav", "media": {"key": "media/j1", "md5": "0", "size": 1, "content_type": None},
+            "options": {**parse_options({"callback_urls": ["http://r/x"]}, api=api)}}))
+        return app.callback({**job, "status": status}, result, status.lower())
 
-    assert body("with-result") == {"path": "/v1/jobs/j1/result"}
-    assert body("with-result", "FAILED") is None
-    native = {"event": "stopped", "job": {"id": "j1", "status": "STOPPED", "options": {"api": "diarist"}}}
-    assert body("diarist", "STOPPED") == native
-    assert body("unwritten", "STOPPED")["event"] == "stopped"
+    assert callback("with-result", "COMPLETED", {"segments": []}) == callbacks.Callback(["http://r/x/j1"], {"segments": []})
+    assert callback("with-result", "FAILED").body is None
+    native = callback("diarist", "STOPPED")
+    assert native.urls == ["http://r/x"] and native.body["event"] == "stopped"
+    assert native.body["job"]["id"] == "j1" and native.body["job"]["options"]["api"] == "diarist"
+    assert callback("unknown-api", "STOPPED").body["event"] == "stopped"  # an API no surface speaks: the native words

@@ -1,6 +1,8 @@
 """The README's first command for real: `diarist up` on a fresh data directory, then `submit`."""
 from __future__ import annotations
 
+import pytest
+
 import os
 import queue
 import re
@@ -14,6 +16,8 @@ import time
 import httpx
 
 from .service import free_port
+
+pytestmark = pytest.mark.system
 
 DIARIST = [sys.executable, "-P", "-m", "diarist.cli"]
 

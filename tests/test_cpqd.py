@@ -12,6 +12,8 @@ import pytest
 
 from diarist.api.cpqd import callback_body
 
+pytestmark = pytest.mark.system
+
 FINISHED = ("COMPLETED", "FAILED", "STOPPED")
 SILENT_URLS = ["http://127.0.0.1:9/first", "http://127.0.0.1:9/second"]  # nothing listens on port 9
 

@@ -16,6 +16,8 @@ from .audio import dialogue
 from .service import KEY
 from .test_api_jobs import wer
 
+pytestmark = pytest.mark.system
+
 STATUS = "/transaction/generic/api/v1/async/status"
 ASR = "/audio/generic/api/v1/async/asr"
 WEBHOOK = "http://127.0.0.1:9/webhook"  # told of nothing: these tests poll the status

@@ -6,6 +6,8 @@ import pytest
 from diarist.streams.inference import diarization
 from diarist.streams.inference.diarization import SpeakerBounds, cluster
 
+pytestmark = pytest.mark.unit
+
 
 def voices(speakers: int, per_speaker: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Embeddings around `speakers` random unit directions (256-d, like Resemblyzer's), and who is who."""

@@ -1,10 +1,14 @@
 """Two jobs workers split the partitions; each edge answers for every job (interactive queries)."""
 from __future__ import annotations
 
+import pytest
+
 import time
 
 from .conftest import new_service
 from .service import Service, submit, until_status, wait_for_job
+
+pytestmark = pytest.mark.system
 
 
 def test_every_edge_answers_for_every_job(tmp_path_factory, kafka, speech):

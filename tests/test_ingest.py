@@ -1,4 +1,4 @@
-"""Taking media in, on its own: size caps and option checks (the job core is not needed here)."""
+"""Taking media in, on its own: size caps and option checks, over the job service of the unit tier (tests/fakes.py)."""
 from __future__ import annotations
 
 import hashlib
@@ -15,25 +15,35 @@ from starlette.testclient import TestClient
 
 from diarist.api import ingest
 from diarist.api.problems import EXCEPTION_HANDLERS, Problem
-from diarist.streams.blobs import LocalBlobStore
+
+from .fakes import job_service
+
+pytestmark = pytest.mark.unit
 
 CAP = 1000
 
 
 @pytest.fixture
-def blobs(tmp_path):
-    return LocalBlobStore(tmp_path / "blobs")
+def jobs(tmp_path):
+    return job_service(tmp_path, max_media_bytes=CAP)
 
 
 @pytest.fixture
-def client(blobs):
+def blobs(jobs):
+    return jobs.blobs
+
+
+@pytest.fixture
+def client(jobs):
     async def upload(request: Request) -> JSONResponse:
-        media, options = await ingest.from_upload(request, blobs, "media/x", CAP)
-        return JSONResponse({"md5": media.md5, "size": media.size, "filename": media.filename, "options": options})
+        media, options = await ingest.from_upload(request, jobs)
+        return JSONResponse({"md5": media.ref["md5"], "size": media.ref["size"], "filename": media.filename,
+                             "key": media.ref["key"], "options": options})
 
     async def url(request: Request) -> JSONResponse:
-        media, options = await ingest.from_url(await request.json(), blobs, "media/x", CAP, timeout=5)
-        return JSONResponse({"md5": media.md5, "size": media.size, "filename": media.filename})
+        media, options = await ingest.from_url(await request.json(), jobs)
+        return JSONResponse({"md5": media.ref["md5"], "size": media.ref["size"], "filename": media.filename,
+                             "key": media.ref["key"]})
 
     app = Starlette(routes=[Route("/upload", upload, methods=["POST"]), Route("/url", url, methods=["POST"])],
                     exception_handlers=EXCEPTION_HANDLERS)
@@ -55,29 +65,31 @@ def test_an_upload_is_stored_with_its_checksum(client, blobs):
     body = b"x" * CAP
     response = client.post("/upload", files={"media": ("../../etc/a.wav", body)})
     assert response.status_code == 200
-    assert response.json() == {"md5": hashlib.md5(body).hexdigest(), "size": CAP, "filename": "a.wav",
+    key = response.json().pop("key")
+    assert {k: v for k, v in response.json().items() if k != "key"} == {
+                               "md5": hashlib.md5(body).hexdigest(), "size": CAP, "filename": "a.wav",
                                "options": {"api": "diarist", "tag": None, "language": None, "model": None,
                                            "callback_urls": [], "callback_headers": {}, "metadata": None,
                                                "delete_after_seconds": None, "task": "TRANSCRIPTION",
                                            "engine": None, "diarization": True, "speakers_count": None,
                                            "min_speakers": None, "max_speakers": None,
                                            "clustering_threshold": None, "hints": []}}
-    assert blobs.read("media/x") == body
+    assert blobs.read(key) == body
 
 
 def test_an_upload_over_the_cap_is_413_and_leaves_nothing(client, blobs):
     response = client.post("/upload", files={"media": ("a.wav", b"x" * (CAP + 1))})
     assert response.status_code == 413 and "1000 bytes" in response.json()["detail"]
-    assert not blobs.path("media/x").exists()
-    assert not list(blobs.root.rglob(".part-*"))
+    assert not [path for path in blobs.root.rglob("*") if path.is_file()]
 
 
 def test_a_media_url_is_streamed_in_and_capped(client, blobs, file_server):
-    small = client.post("/url", json={"media_url": f"{file_server}/small.wav"})
-    assert small.json() == {"md5": hashlib.md5(b"a" * 10).hexdigest(), "size": 10, "filename": "small.wav"}
+    small = client.post("/url", json={"media_url": f"{file_server}/small.wav"}).json()
+    assert small == {"md5": hashlib.md5(b"a" * 10).hexdigest(), "size": 10, "filename": "small.wav", "key": small["key"]}
     big = client.post("/url", json={"media_url": f"{file_server}/big.wav"})
     assert big.status_code == 413
-    assert blobs.read("media/x") == b"a" * 10  # the refused download did not replace it
+    assert blobs.read(small["key"]) == b"a" * 10
+    assert [p for p in blobs.root.rglob("*") if p.is_file()] == [blobs.path(small["key"])]  # the refused one left nothing
 
 
 @pytest.mark.parametrize("options, fragment", [

@@ -5,6 +5,8 @@ import pytest
 
 from diarist.streams.jobs.index import InvalidCursor, JobIndex
 
+pytestmark = pytest.mark.unit
+
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
 
 

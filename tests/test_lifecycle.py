@@ -1,4 +1,6 @@
 """The fold: idempotent under replay and duplicates, refusing illegal transitions."""
+import pytest
+
 from datetime import datetime, timedelta, timezone
 
 from hypothesis import given, settings
@@ -6,6 +8,8 @@ from hypothesis import strategies as st
 
 from diarist.schemas import codec
 from diarist.streams.jobs import lifecycle as lc
+
+pytestmark = pytest.mark.unit
 
 SPEC = {"filename": "a.wav", "media": {"key": "media/j", "md5": "0" * 32, "size": 1, "content_type": None},
         "options": {"tag": None, "language": None, "model": None, "callback_urls": [], "metadata": None,

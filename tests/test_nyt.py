@@ -14,6 +14,8 @@ from diarist.api import nyt
 from .service import KEY
 from .test_api_jobs import wer
 
+pytestmark = pytest.mark.system
+
 
 @pytest.fixture(scope="module")
 def media_url(speech):

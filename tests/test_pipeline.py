@@ -12,6 +12,8 @@ from diarist.streams.inference import asr, pipeline
 
 from .audio import SENTENCES, dialogue, speak, stereo
 
+pytestmark = pytest.mark.system
+
 
 @pytest.fixture(scope="module")
 def base():

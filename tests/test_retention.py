@@ -1,11 +1,15 @@
 """Retention end to end: a job with delete_after_seconds is deleted that long after it ended."""
 from __future__ import annotations
 
+import pytest
+
 import json
 import time
 from datetime import datetime, timedelta
 
 from .service import submit, until_status, wait_for_job
+
+pytestmark = pytest.mark.system
 
 
 def ended_at(job: dict) -> datetime:

@@ -20,6 +20,8 @@ from .service import KEY
 from .test_api_jobs import wer
 from .test_openapi import conforms
 
+pytestmark = pytest.mark.system
+
 MEDIA_AUTHORIZATION = "Bearer media-secret"
 UNREACHABLE = "http://127.0.0.1:1/speech.wav"
 REV_JSON = "application/vnd.rev.transcript.v1.0+json"

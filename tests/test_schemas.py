@@ -8,6 +8,8 @@ from fastavro.utils import generate_many
 from diarist.schemas import SchemaError, codec
 from diarist.schemas import registry
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("name", registry.MESSAGES)
 def test_every_message_round_trips_in_the_confluent_wire_format(name):

@@ -1,9 +1,13 @@
 """Settings: the default data directory is per user, never the working directory."""
 from __future__ import annotations
 
+import pytest
+
 from pathlib import Path
 
 from diarist.infra.settings import Settings
+
+pytestmark = pytest.mark.unit
 
 
 def test_default_data_dir_is_per_user_never_the_working_directory(tmp_path, monkeypatch):

@@ -1,6 +1,8 @@
 """The stream side for real: the event contract on the topic, media events, and faults."""
 from __future__ import annotations
 
+import pytest
+
 import shutil
 import signal
 import tempfile
@@ -14,6 +16,8 @@ from diarist.streams.jobs.store import job_id_for_request
 from .conftest import running_service
 from .kafka_tools import produce, read_all
 from .service import submit, until_status, wait_for_job
+
+pytestmark = pytest.mark.system
 
 TERMINAL = ("COMPLETED", "FAILED", "STOPPED")
 

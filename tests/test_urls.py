@@ -29,6 +29,8 @@ from diarist.streams.urls import (
     guarded_client,
 )
 
+pytestmark = pytest.mark.unit
+
 FAKE_DNS: dict[str, list[str]] = {
     "media.example": ["93.184.216.34"],
     "v6.example": ["2606:2800:220:1:248:1893:25c8:1946"],

@@ -21,6 +21,8 @@ from diarist.streams.inference.checkpoint import checkpoint_path, load_model, re
 
 from .audio import SENTENCES, speak
 
+pytestmark = pytest.mark.system
+
 NAMES = ["tiny.en", "base"]
 SAMPLE_RATE = 16000
 TIME_STEP = 0.02  # Whisper's timestamp resolution: a word may end one step past the audio

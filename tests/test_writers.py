@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 
 from diarist.api import writers
 
+pytestmark = pytest.mark.unit
+
 GOLDEN = Path(__file__).parent / "golden" / "writers"
 
 

@@ -23,7 +23,8 @@ from diarist.streams.app import faust_app, publish
 from diarist.streams.blobs import LocalBlobStore
 from diarist.streams.inference.process import Cancelled, InferenceProcess, JobFailed
 from diarist.streams.heartbeats import HEARTBEAT_SCHEMA
-from diarist.streams.jobs.store import Conflict, Journal, NotYetVisible, result_key, transition
+from diarist.streams.jobs.errors import Conflict, NotYetVisible
+from diarist.streams.jobs.store import Journal, result_key, transition
 from diarist.streams.inference.weights import MODELS
 from diarist.streams.jobs.tail import JobTail
 from diarist.streams.jobs.types import ENGINES, Status

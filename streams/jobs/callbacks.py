@@ -11,15 +11,13 @@ a receiver tells a repeat by its X-Diarist-Event-Id. A new group starts at the b
 topic, so that no end goes unannounced. Deliveries run side by side, so a slow receiver holds
 up no other.
 
-What is sent: the job as the native API shows it (api/views.py), in the words of the API it was
-made through (options.api): that facade's `callback_body(job, result)` (result: the document
-of a COMPLETED job, else None), posted to its `callback_url(url, job_id)` where it has one
-(CPqD appends the job id); or, for the native API, `{"event": "completed", "job": {...}}`. The job is read from this process's own edge over
-HTTP, with one of the service's API keys: the callbacks group does not share partitions out as
-the jobs group does, so the job is often in another worker's table, and the edge already
-forwards to that worker. The read waits until the job's fold reached the event's version, and
-only the ending the job really made at that version is announced, never an event the fold
-refused. The job is read once, when the event's deliveries start (so a job deleted at once, by
+What is sent, and where: the edge says, in the words of the API surface the job was made
+through (`Render`, given by api/app.py from each surface's callback_body and callback_url). The
+job is read through the job service: the callbacks group does not share partitions out as the
+jobs group does, so the job is often in another worker's table, and the service asks that
+worker. The read waits until the job's fold reached the event's version, and only the ending
+the job really made at that version is announced, never an event the fold refused. The job is
+read once, when the event's deliveries start (so a job deleted at once, by
 delete_after_seconds 0, may already say DELETED).
 
 Retries: a network error, 408, 429 or 5xx is tried again after backoff, 2 x backoff, 4 x
@@ -39,49 +37,56 @@ import json
 import logging
 import time
 from collections import deque
-from types import ModuleType
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from diarist.schemas import SchemaError, codec
 from diarist.infra.settings import Settings
+from diarist.schemas import SchemaError, codec
 from diarist.streams.jobs import lifecycle as lc
+from diarist.streams.jobs.errors import JobError
+from diarist.streams.jobs.service import JobService, Result
 from diarist.streams.jobs.store import Publish
 from diarist.streams.topics import topics
-from diarist.streams.jobs.worker import JobsWorker
-
-from diarist.api import cpqd, deepaffects, nyt, rev
-from diarist.api.views import iso
 
 log = logging.getLogger(__name__)
 
-# options.api -> the facade that speaks that API (the native API is not one).
-FACADES: dict[str, ModuleType] = {"cpqd": cpqd, "rev-languageid": rev, "rev-speechtotext": rev, "nyt": nyt,
-                                  "deepaffects": deepaffects}
 RETRIED_STATUSES = frozenset({408, 429})
 REQUEST_TIMEOUT = 10.0
-FOLD_WAIT = 60.0  # the longest an ended job may take to show its end at the edge
+FOLD_WAIT = 60.0  # the longest an ended job may take to show its end in the jobs table
 IN_FLIGHT = 100  # events whose deliveries run at once
+
+
+@dataclass(frozen=True)
+class Callback:
+    urls: list[str]
+    body: dict[str, Any]
+
+
+# (the ended job, the result document of a COMPLETED job or None, the event's word) -> the callback
+Render = Callable[[lc.Job, Result | None, str], Callback]
 
 
 def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def headers_of(job: dict, event: lc.Event, body: bytes, secret: str) -> dict[str, str]:
-    headers = {**job["options"]["callback_headers"], "Content-Type": "application/json",
+def headers_of(job: lc.Job, event: lc.Event, body: bytes, secret: str) -> dict[str, str]:
+    headers = {**job["spec"]["options"]["callback_headers"], "Content-Type": "application/json",
                "X-Diarist-Job-Id": job["id"], "X-Diarist-Event-Id": event["event_id"]}
     if secret:
         headers["X-Diarist-Signature"] = signature(secret, body)
     return headers
 
 
-def announces(job: dict, name: str, event: lc.Event) -> bool:
+def announces(job: lc.Job, name: str, event: lc.Event) -> bool:
     """Whether the event is the transition the job made at its version (not one the fold refused)."""
     made = next((t for t in job["history"] if t["version"] == event["version"]), None)
-    return made is not None and made["event"] == lc.EVENT_WORDS[name] and made["at"] == iso(event["occurred_at"])
+    return made is not None and made["event_id"] == event["event_id"] and made["event"] == lc.EVENT_WORDS[name]
 
 
 async def post(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str],
@@ -103,19 +108,15 @@ async def post(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[s
     return f"{reason}, {attempts} attempts"
 
 
-async def send_callbacks(worker: JobsWorker) -> None:
+async def send_callbacks(settings: Settings, jobs: JobService, render: Render) -> None:
     """Sends the callbacks of the partitions this process is given, until the worker stops."""
-    settings = worker.settings
     names = topics(settings)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap, group_id=names.callbacks_group, enable_auto_commit=False,
         auto_offset_reset="earliest", session_timeout_ms=int(settings.session_timeout * 1000),
         heartbeat_interval_ms=int(min(3.0, settings.session_timeout / 3) * 1000))
-    key = min(settings.api_keys())
-    async with (httpx.AsyncClient(base_url=settings.advertised_url, timeout=REQUEST_TIMEOUT,
-                                  headers={"Authorization": f"Bearer {key}"}) as edge,
-                httpx.AsyncClient(timeout=REQUEST_TIMEOUT) as receivers):
-        sender = CallbackSender(settings, worker.publish, consumer, edge, receivers)
+    async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT) as receivers:
+        sender = CallbackSender(settings, jobs, render, consumer, receivers)
         await consumer.start()
         try:
             consumer.subscribe([names.events], listener=_HandOver(sender))
@@ -125,12 +126,13 @@ async def send_callbacks(worker: JobsWorker) -> None:
 
 
 class CallbackSender:
-    def __init__(self, settings: Settings, publish: Publish, consumer: AIOKafkaConsumer,
-                 edge: httpx.AsyncClient, receivers: httpx.AsyncClient) -> None:
+    def __init__(self, settings: Settings, jobs: JobService, render: Render, consumer: AIOKafkaConsumer,
+                 receivers: httpx.AsyncClient) -> None:
         self.settings = settings
-        self.publish = publish
+        self.jobs = jobs
+        self.publish: Publish = jobs.publish
+        self.render = render
         self.consumer = consumer
-        self.edge = edge  # this process's own edge, which answers for every job
         self.receivers = receivers
         # Per partition, the offsets of the events being delivered, in order; and what was committed.
         self.deliveries: dict[TopicPartition, deque[tuple[int, asyncio.Task]]] = {}
@@ -200,45 +202,42 @@ class CallbackSender:
 
     async def _announce(self, name: str, event: lc.Event) -> None:
         job = await self._job_at(event)
-        if job is None or not job["options"]["callback_urls"] or not announces(job, name, event):
+        if job is None or not job["spec"]["options"]["callback_urls"] or not announces(job, name, event):
             return
-        target = getattr(FACADES.get(job["options"]["api"]), "callback_url", None)
-        urls = [target(url, job["id"]) if target else url for url in job["options"]["callback_urls"]]
-        body = json.dumps(await self.body(job, lc.EVENT_WORDS[name])).encode()
+        callback = self.render(job, await self._result(job), lc.EVENT_WORDS[name])
+        body = json.dumps(callback.body).encode()
         headers = headers_of(job, event, body, self.settings.callback_secret)
         reasons = await asyncio.gather(*(post(self.receivers, url, body, headers, self.settings.callback_attempts,
-                                              self.settings.callback_backoff_seconds) for url in urls))
-        for url, reason in zip(urls, reasons):
+                                              self.settings.callback_backoff_seconds) for url in callback.urls))
+        for url, reason in zip(callback.urls, reasons):
             if reason is not None:
                 log.warning("job %s: the callback to %s failed: %s", job["id"], url, reason)
                 failed = lc.make_event(job["id"], event["version"], url=url, reason=reason)
                 await self.publish(lc.CALLBACK_FAILED, failed)
 
-    async def body(self, job: dict, event_word: str) -> dict:
-        """What the callback says, in the words of the API the job was made through."""
-        callback_body = getattr(FACADES.get(job["options"]["api"]), "callback_body", None)
-        if callback_body is None:
-            return {"event": event_word, "job": job}
-        return callback_body(job, await self._result(job))
-
-    async def _result(self, job: dict) -> dict | None:
+    async def _result(self, job: lc.Job) -> Result | None:
         """The result document of a COMPLETED job; None for any other (a deleted one included)."""
         if job["status"] != lc.COMPLETED:
             return None
-        response = await self.edge.get(f"/v1/jobs/{job['id']}/result")
-        return response.json() if response.status_code == 200 else None
+        try:
+            return await self.jobs.result(job["id"])
+        except JobError:
+            return None  # deleted meanwhile
 
-    async def _job_at(self, event: lc.Event) -> dict | None:
-        """The job (native JSON) once its fold reached the event's version; None if not within FOLD_WAIT."""
+    async def _job_at(self, event: lc.Event) -> lc.Job | None:
+        """The job once its fold reached the event's version; None if not within FOLD_WAIT."""
+        def reached(job: lc.Job) -> bool:
+            return job["version"] >= event["version"]
+
         deadline = time.monotonic() + FOLD_WAIT
-        while time.monotonic() < deadline:
+        while (left := deadline - time.monotonic()) > 0:
             try:
-                response = await self.edge.get(f"/v1/jobs/{event['job_id']}")
-                if response.status_code == 200 and (job := response.json())["version"] >= event["version"]:
+                job = await self.jobs.wait(event["job_id"], until=frozenset(lc.Status), timeout=left,
+                                           predicate=reached)
+                if reached(job):
                     return job
-            except httpx.HTTPError:
-                pass  # the edge is starting, or the owner of the job moving
-            await asyncio.sleep(0.2)
+            except (JobError, httpx.HTTPError):
+                await asyncio.sleep(0.2)  # the job's owner is moving, or its fold not there yet
         log.warning("job %s did not reach version %d in %g s: its callbacks are not sent",
                     event["job_id"], event["version"], FOLD_WAIT)
         return None

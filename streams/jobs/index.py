@@ -19,6 +19,7 @@ from pathlib import Path
 
 from rocksdict import Rdict
 
+from diarist.streams.jobs.errors import InvalidCursor
 from diarist.streams.jobs.types import Job, Status, Task
 
 SEP = "\x00"
@@ -48,10 +49,6 @@ def _expiry(job: Job) -> str | None:
 class Page:
     ids: list[str]
     next_cursor: str | None
-
-
-class InvalidCursor(ValueError):
-    pass
 
 
 # Filters with keys of their own, the most selective first: a page walks the key range of the

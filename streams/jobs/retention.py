@@ -13,17 +13,18 @@ import logging
 
 from diarist.streams.jobs import lifecycle as lc
 from diarist.streams.jobs.index import JobIndex
-from diarist.streams.jobs.store import Conflict, JobCommands, NotFound, NotYetVisible
+from diarist.streams.jobs.errors import Conflict, NotFound, NotYetVisible
+from diarist.streams.jobs.service import JobService
 
 log = logging.getLogger(__name__)
 SWEEP_SECONDS = 1.0
 
 
-async def delete_due(index: JobIndex, commands: JobCommands) -> None:
+async def delete_due(index: JobIndex, jobs: JobService) -> None:
     """Deletes the jobs whose retention ran out."""
     for job_id in index.due(lc.now()):
         try:
-            await commands.delete(job_id)
+            await jobs.local_command(job_id, "delete")
         except (NotFound, Conflict, NotYetVisible) as exc:
             # The key stays until a fold changes the job, so the next sweep tries again.
             log.info("job %s is due for deletion, but not deleted yet: %s", job_id, exc)

@@ -1,4 +1,4 @@
-"""The job store and the job commands: reading job state, and asking for it to change.
+"""The job store: this worker's partitions of the jobs table, and how to ask for a change.
 
 Only the jobs agent writes the jobs table (JobStore.apply). Everyone else asks for a change by
 publishing a lifecycle event and waiting for the fold to take it (`transition`).
@@ -14,22 +14,11 @@ from diarist.schemas import codec
 
 from diarist.streams.jobs import lifecycle as lc
 from diarist.streams.blobs import LocalBlobStore
+from diarist.streams.jobs.errors import Conflict, NotFound, NotYetVisible
 from diarist.streams.jobs.index import JobIndex
 
 Publish = Callable[[str, lc.Event], Awaitable[None]]
 JOB_SCHEMA = "diarist.Job"
-
-
-class NotFound(LookupError):
-    pass
-
-
-class Conflict(Exception):
-    """The state machine refuses the change; str() says why."""
-
-
-class NotYetVisible(TimeoutError):
-    """The event is written, but the fold has not taken it within the wait."""
 
 
 class Journal(Protocol):
@@ -142,39 +131,9 @@ async def transition(journal: Journal, publish: Publish, job_id: str, name: str,
             raise NotFound(f"no job {job_id}")
         event = lc.next_event(job, **fields)
         if reason := lc.refusal(job, name, event):
-            raise Conflict(reason)
+            raise Conflict(reason, job["status"])
         await publish(name, event)
         job = await journal.wait_for(job_id, lambda j: j is not None and j["version"] >= event["version"], timeout)
         if lc.applied(job, event):
             return job
-    raise Conflict("the job kept changing under the request; try again")
-
-
-class JobCommands:
-    """What the edge (and every facade) may ask of jobs."""
-
-    def __init__(self, store: JobStore, publish: Publish) -> None:
-        self.store = store
-        self.publish = publish
-
-    async def create(self, job_id: str, spec: dict, wait: bool = True) -> lc.Job:
-        """The new job; `wait` for this worker's fold of it (when it owns the job's partition)."""
-        event = lc.make_event(job_id, 1, spec=spec)
-        await self.publish(lc.CREATED, event)
-        if not wait:
-            return lc.queued(lc.CREATED, event)
-        try:
-            return await self.store.wait_for(job_id, lambda j: j is not None)
-        except NotYetVisible:
-            return lc.queued(lc.CREATED, event)  # acknowledged by the broker: it will be folded
-
-    async def stop(self, job_id: str) -> lc.Job:
-        return await transition(self.store, self.publish, job_id, lc.STOPPED_EVENT, reason="stopped on request")
-
-    async def retry(self, job_id: str) -> lc.Job:
-        job = self.store.get(job_id)
-        spec = job["spec"] if job else None
-        return await transition(self.store, self.publish, job_id, lc.RETRIED, spec=spec)
-
-    async def delete(self, job_id: str) -> lc.Job:
-        return await transition(self.store, self.publish, job_id, lc.DELETED_EVENT)
+    raise Conflict("the job kept changing under the request; try again", job["status"] if job else None)

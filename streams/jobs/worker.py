@@ -21,7 +21,8 @@ from diarist.streams.app import decoded, faust_app, publish
 from diarist.streams.blobs import LocalBlobStore
 from diarist.streams.heartbeats import HeartbeatBoard
 from diarist.streams.jobs.index import JobIndex
-from diarist.streams.jobs.store import JobCommands, JobStore, job_id_for_request
+from diarist.streams.jobs.service import JobService
+from diarist.streams.jobs.store import JobStore, job_id_for_request
 from diarist.streams.topics import topics
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,9 @@ class JobsWorker:
                                     key_type=bytes, value_type=bytes)
         self.blobs = LocalBlobStore(settings.blob_dir)
         self.store = JobStore(self.table, JobIndex(settings.data_dir / "index"), self.blobs)
-        self.commands = JobCommands(self.store, self.publish)
+        # Peers are the edge's to give (api/forwarding.py); until then this worker answers alone.
+        self.jobs = JobService(self.store, self.publish, self.blobs, max_media_bytes=settings.max_media_bytes,
+                               media_url_timeout=settings.media_url_timeout)
         self.heartbeats = HeartbeatBoard(settings.bootstrap, names.heartbeats)
         self.app.agent(self.events_topic, name="fold-events")(self._fold_events)
         self.app.agent(self.media_topic, name="admit-media")(self._admit_media)
@@ -67,7 +70,7 @@ class JobsWorker:
     async def _delete_expired(self) -> None:
         # Only a settled worker's index holds exactly the jobs it owns.
         if self.recovered and not self.app.rebalancing:
-            await retention.delete_due(self.store.index, self.commands)
+            await retention.delete_due(self.store.index, self.jobs)
 
     def owner_url(self, job_id: str) -> str | None:
         """The edge of the jobs worker that owns the job's partition; None when it is this one

@@ -1,17 +1,17 @@
-"""The native job API under /v1/jobs."""
+"""The native job API under /v1/jobs: the job service's calls, as HTTP."""
 from __future__ import annotations
 
-import json
-from datetime import datetime
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from diarist.api import core, ingest, writers
-from diarist.api.forwarding import forward, owner_of
+from diarist.api import ingest, writers
+from diarist.api.params import datetime_param, int_param, json_object
 from diarist.api.problems import Problem
+from diarist.api.surface import Surface, job_service
 from diarist.api.views import job_json
+from diarist.streams.jobs.service import Query
 
 RESULT_FORMATS = {
     "json": (writers.native_json, "application/json"),
@@ -25,110 +25,68 @@ STATUSES = ("QUEUED", "IN_PROGRESS", "COMPLETED", "FAILED", "STOPPED", "DELETED"
 
 
 async def create_job(request: Request) -> Response:
-    settings = core.worker(request).settings
-    blobs = core.worker(request).blobs
-    job_id, key = core.new_job()
+    jobs = job_service(request)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        media, options = await ingest.from_upload(request, blobs, key, settings.max_media_bytes)
+        media, options = await ingest.from_upload(request, jobs)
     elif content_type.startswith("application/json"):
-        media, options = await ingest.from_url(await json_object(request), blobs, key, settings.max_media_bytes,
-                                               settings.media_url_timeout)
+        media, options = await ingest.from_url(await json_object(request), jobs)
     else:
         raise Problem(415, "send multipart/form-data with a 'media' file, or JSON with a 'media_url'")
-    job = await core.create(request, job_id, media, options)
-    return JSONResponse(job, status_code=201, headers={"Location": f"/v1/jobs/{job_id}"})
-
-
-async def json_object(request: Request) -> dict:
-    """The request body as a JSON object; 400 otherwise."""
-    try:
-        body = json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise Problem(400, f"the body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise Problem(400, "the body must be a JSON object")
-    return body
+    job = job_json(await jobs.create(media, options))
+    return JSONResponse(job, status_code=201, headers={"Location": f"/v1/jobs/{job['id']}"})
 
 
 async def get_job(request: Request) -> Response:
     job_id = request.path_params["job_id"]
-    if owner := owner_of(request, job_id):
-        return await forward(request, owner)
-    served_by = core.worker(request).settings.advertised_url
-    return JSONResponse(job_json(core.local_job(request, job_id)), headers={SERVED_BY: served_by})
+    jobs = job_service(request)
+    job = job_json(await jobs.read(job_id))
+    return JSONResponse(job, headers={SERVED_BY: jobs.served_by(job_id) or request.app.state.advertised_url})
 
 
-def _filters(request: Request) -> dict:
+def query_of(request: Request) -> Query:
+    """The listing filters of the query string."""
     q = request.query_params
     status, task = q.get("status"), q.get("task")
     if status is not None and status.upper() not in STATUSES:
         raise Problem(422, f"status must be one of {', '.join(STATUSES)}")
     if task is not None and task.upper() not in ingest.TASKS:
         raise Problem(422, f"task must be one of {', '.join(t.lower() for t in ingest.TASKS)}")
-    return {"status": status and status.upper(), "task": task and task.upper(), "tag": q.get("tag"),
-            "filename": q.get("filename"),
-            "created_after": datetime_param(q.get("created_after"), "created_after"),
-            "created_before": datetime_param(q.get("created_before"), "created_before")}
+    return Query(status=status and status.upper(), task=task and task.upper(), tag=q.get("tag"),
+                 filename=q.get("filename"),
+                 created_after=datetime_param(q.get("created_after"), "created_after"),
+                 created_before=datetime_param(q.get("created_before"), "created_before"))
 
 
 async def list_jobs(request: Request) -> Response:
     limit = int_param(request.query_params.get("limit", "50"), "limit", 1, 1000)
-    jobs, cursor = await core.page(request, limit=limit, cursor=request.query_params.get("cursor"),
-                                   **_filters(request))
-    return JSONResponse({"jobs": jobs, "next_cursor": cursor})
+    page = await job_service(request).page(query_of(request), limit=limit, cursor=request.query_params.get("cursor"))
+    return JSONResponse({"jobs": [job_json(job) for job in page.jobs], "next_cursor": page.next_cursor})
 
 
 async def count_jobs(request: Request) -> Response:
-    return JSONResponse({"count": await core.count(request, **_filters(request))})
+    return JSONResponse({"count": await job_service(request).count(query_of(request))})
 
 
 async def get_result(request: Request) -> Response:
-    job_id = request.path_params["job_id"]
-    if owner := owner_of(request, job_id):
-        return await forward(request, owner)
     fmt = request.query_params.get("format", "json")
     if fmt not in RESULT_FORMATS:
         raise Problem(422, f"format must be one of {', '.join(RESULT_FORMATS)}")
     write, media_type = RESULT_FORMATS[fmt]
-    body = write(await core.result(request, job_id))
+    body = write(await job_service(request).result(request.path_params["job_id"]))
     return JSONResponse(body) if fmt == "json" else Response(body, media_type=media_type)
 
 
 async def stop_job(request: Request) -> Response:
-    return JSONResponse(await core.command(request, request.path_params["job_id"], "stop"))
+    return JSONResponse(job_json(await job_service(request).stop(request.path_params["job_id"])))
 
 
 async def retry_job(request: Request) -> Response:
-    return JSONResponse(await core.command(request, request.path_params["job_id"], "retry"))
+    return JSONResponse(job_json(await job_service(request).retry(request.path_params["job_id"])))
 
 
 async def delete_job(request: Request) -> Response:
-    return JSONResponse(await core.command(request, request.path_params["job_id"], "delete"))
-
-
-def int_param(raw: str, name: str, low: int, high: int | None = None) -> int:
-    """A query parameter as a whole number from low (to high); 422 otherwise."""
-    try:
-        value = int(raw)
-    except ValueError:
-        raise Problem(422, f"{name} must be a whole number") from None
-    if value < low or (high is not None and value > high):
-        raise Problem(422, f"{name} must be from {low}" + (f" to {high}" if high is not None else ""))
-    return value
-
-
-def datetime_param(raw: str | None, name: str) -> datetime | None:
-    """A query parameter as an ISO 8601 date-time with an offset; 422 otherwise."""
-    if raw is None:
-        return None
-    try:
-        at = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise Problem(422, f"{name} must be an ISO 8601 date-time") from None
-    if at.tzinfo is None:
-        raise Problem(422, f"{name} needs a UTC offset, such as 2026-01-31T12:00:00Z")
-    return at
+    return JSONResponse(job_json(await job_service(request).delete(request.path_params["job_id"])))
 
 
 routes = [
@@ -270,3 +228,6 @@ paths = {
     "/v1/jobs/{job_id}/retry": {"parameters": [_JOB_ID],
                                 "post": _command("retry", "Queue a FAILED or STOPPED job again")},
 }
+
+surface = Surface("jobs", "The native job API: create, read, list, count, result, stop, retry, delete.", routes, paths,
+                  apis=("diarist",))
