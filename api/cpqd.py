@@ -10,7 +10,7 @@ import asyncio
 import json
 import re
 from collections.abc import Callable, Iterator
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from starlette.datastructures import FormData, UploadFile
@@ -18,15 +18,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from diarist.streams.jobs import lifecycle as lc
-from diarist.streams.inference.diarization import DEFAULT_THRESHOLD
-from diarist.streams.inference.media import MediaError, probe
-
 from diarist.api import ingest, writers
 from diarist.api.params import datetime_param, int_param
 from diarist.api.problems import Problem
 from diarist.api.surface import Surface, job_service
 from diarist.api.views import job_json
+from diarist.streams.inference.diarization import DEFAULT_THRESHOLD
+from diarist.streams.inference.media import MediaError, probe
+from diarist.streams.jobs import lifecycle as lc
 from diarist.streams.jobs.service import Query, StoredMedia
 
 SYNC_MAX_SECONDS = 120.0  # CPqD's limit for synchronous transcription
@@ -350,7 +349,7 @@ def _moment(raw: str | None, name: str, day_end: bool) -> datetime | None:
     except ValueError:
         pass
     else:
-        return datetime.combine(day, time(), timezone.utc) + timedelta(days=1 if day_end else 0)
+        return datetime.combine(day, time(), UTC) + timedelta(days=1 if day_end else 0)
     return datetime_param(raw, name)
 
 

@@ -20,16 +20,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from diarist.api import ingest, writers
+from diarist.api.params import json_object
+from diarist.api.problems import Problem, restated
+from diarist.api.surface import Surface, job_service
+from diarist.api.views import job_json
 from diarist.streams.jobs import lifecycle as lc
 from diarist.streams.jobs.errors import MediaTooLarge, NotFound
 from diarist.streams.jobs.service import StoredMedia
 from diarist.streams.jobs.store import job_id_for_request
-
-from diarist.api import ingest, writers
-from diarist.api.params import json_object
-from diarist.api.surface import Surface, job_service
-from diarist.api.views import job_json
-from diarist.api.problems import Problem, restated
 
 API = "deepaffects"
 DIARIZE, ASR = "diarize", "asr"  # the `api` a submission answers with

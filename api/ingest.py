@@ -12,12 +12,12 @@ from urllib.parse import urlsplit
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
-from diarist.streams.jobs.errors import MediaTooLarge
-from diarist.streams.jobs.service import JobService, StoredMedia
 from diarist.api.options import ENGINES as ENGINES  # JobOptions live in api/options.py; these names stay
 from diarist.api.options import TASKS as TASKS  # importable from here for the modules that use them
 from diarist.api.options import loads, parse_options
 from diarist.api.problems import Problem
+from diarist.streams.jobs.errors import MediaTooLarge
+from diarist.streams.jobs.service import JobService, StoredMedia
 
 CHUNK = 1 << 16
 

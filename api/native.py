@@ -1,7 +1,6 @@
 """The native job API under /v1/jobs: the job service's calls, as HTTP."""
 from __future__ import annotations
 
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route

@@ -19,15 +19,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from diarist.streams.jobs import lifecycle as lc
-
 from diarist.api import ingest, writers
 from diarist.api.native import RESULT_FORMATS
 from diarist.api.params import json_object
+from diarist.api.problems import Problem
 from diarist.api.surface import Surface, job_service
 from diarist.api.views import job_json
+from diarist.streams.jobs import lifecycle as lc
 from diarist.streams.jobs.service import Query
-from diarist.api.problems import Problem
 
 API = "nyt"
 CAPTION_FORMATS = ("srt", "vtt", "txt")  # what an output, a download or a transcript can be

@@ -22,11 +22,11 @@ from starlette.routing import BaseRoute, Route
 
 from diarist.api import ingest, writers
 from diarist.api.params import json_object
+from diarist.api.problems import Problem, restated
 from diarist.api.surface import Surface, job_service
 from diarist.api.views import job_json
 from diarist.streams.jobs.errors import NotFound
 from diarist.streams.jobs.service import Query, cursor_at
-from diarist.api.problems import Problem, restated
 
 ERRORS = "https://www.rev.ai/api/v1/errors/"
 REV_JSON = "application/vnd.rev.transcript.v1.0+json"

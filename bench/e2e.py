@@ -29,13 +29,13 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from faster_whisper.audio import decode_audio as decode  # noqa: E402
+
 from bench.procstat import children, cpu_mark, foreign_cpu, proc_kib  # noqa: E402
 from diarist.infra.broker import KafkaBroker  # noqa: E402
 from diarist.infra.settings import Settings  # noqa: E402
-from diarist.streams.inference.weights import model_dir  # noqa: E402
-from faster_whisper.audio import decode_audio as decode  # noqa: E402
-
 from diarist.streams.inference.media import SAMPLE_RATE  # noqa: E402
+from diarist.streams.inference.weights import model_dir  # noqa: E402
 from tests.audio import long_text, speak  # noqa: E402
 from tests.service import Service, free_port, submit  # noqa: E402
 
@@ -133,7 +133,9 @@ def report(console: Console, args: argparse.Namespace, threads: int, audio_s: fl
                   f"({share:.0%} of the machine)" + ("  [bold red]figures are skewed: rerun on a quiet machine"
                                                      if share > 0.05 else ""))
 
-    rtf = lambda seconds: f"{audio_s / seconds:.2f}×" if seconds > 0 else "-"
+    def rtf(seconds: float) -> str:
+        return f"{audio_s / seconds:.2f}×" if seconds > 0 else "-"
+
     table = Table(title="Seconds per job (RTF = audio seconds / seconds)")
     for name, justify in (("", "left"), ("median", "right"), ("min", "right"), ("RTF median", "right"),
                           ("RTF best", "right")):

@@ -26,7 +26,6 @@ sys.path.insert(0, str(ROOT))
 
 from bench.procstat import cpu_mark, foreign_cpu, proc_kib  # noqa: E402
 
-
 TARGET_BYTES = 1.5e9  # peak for a one-hour file with base int8: 1.5 GB (1,431 MiB)
 
 

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import faust
 
-from diarist.schemas import SchemaError, codec
 from diarist.infra.settings import Settings
+from diarist.schemas import SchemaError, codec
 
 log = logging.getLogger(__name__)
 

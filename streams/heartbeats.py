@@ -1,7 +1,7 @@
 """Inference workers' heartbeats: sent by each of them, read by every edge for /healthz."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -21,7 +21,7 @@ class HeartbeatBoard:
         self.latest: dict[str, dict] = {}
 
     def live(self) -> list[dict]:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         return [beat for beat in self.latest.values() if now - beat["at"] < FRESH]
 
     async def run(self) -> None:

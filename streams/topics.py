@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from diarist.infra.topics import TopicSpec
 from diarist.infra.settings import Settings
+from diarist.infra.topics import TopicSpec
+
 
 @dataclass(frozen=True)
 class Topics:

@@ -19,7 +19,9 @@ TERMINAL = ("COMPLETED", "FAILED", "STOPPED")
 
 
 def wer(reference: str, hypothesis: str) -> float:
-    norm = lambda s: " ".join(re.sub(r"[^a-z0-9' ]+", " ", s.lower()).split())
+    def norm(text: str) -> str:
+        return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split())
+
     return jiwer.wer(norm(reference), norm(hypothesis))
 
 

@@ -2,9 +2,9 @@
 long files."""
 from __future__ import annotations
 
-import pytest
-
 import json
+
+import pytest
 
 from .audio import SENTENCES, dialogue, repeated, speak
 from .service import peak_memory, submit, until_status, wait_for_job

@@ -1,7 +1,6 @@
 """Callbacks end to end: a real service POSTs ended jobs to a receiver, signed, retried, recorded."""
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import http.server
@@ -12,7 +11,6 @@ import time
 from collections import defaultdict
 from email.message import Message
 
-import httpx
 import pytest
 
 from diarist.api import app

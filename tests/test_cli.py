@@ -1,8 +1,6 @@
 """The README's first command for real: `diarist up` on a fresh data directory, then `submit`."""
 from __future__ import annotations
 
-import pytest
-
 import os
 import queue
 import re
@@ -14,6 +12,7 @@ import threading
 import time
 
 import httpx
+import pytest
 
 from .service import free_port
 

@@ -1,9 +1,9 @@
 """Two jobs workers split the partitions; each edge answers for every job (interactive queries)."""
 from __future__ import annotations
 
-import pytest
-
 import time
+
+import pytest
 
 from .conftest import new_service
 from .service import Service, submit, until_status, wait_for_job

@@ -1,5 +1,5 @@
 """The listing index: newest first, filters, cursors, and keys that follow status changes."""
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -7,7 +7,7 @@ from diarist.streams.jobs.index import InvalidCursor, JobIndex
 
 pytestmark = pytest.mark.unit
 
-T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 def job(n: int, status: str = "QUEUED", tag: str | None = None, task: str = "TRANSCRIPTION",

@@ -1,8 +1,7 @@
 """The fold: idempotent under replay and duplicates, refusing illegal transitions."""
+from datetime import UTC, datetime, timedelta
+
 import pytest
-
-from datetime import datetime, timedelta, timezone
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,7 +14,7 @@ SPEC = {"filename": "a.wav", "media": {"key": "media/j", "md5": "0" * 32, "size"
         "options": {"tag": None, "language": None, "model": None, "callback_urls": [], "metadata": None,
                      "task": "TRANSCRIPTION", "engine": None, "diarization": True, "speakers_count": None,
                      "min_speakers": None, "max_speakers": None, "clustering_threshold": None, "hints": []}}
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 PAYLOADS = {
     lc.CREATED: {"spec": SPEC},

@@ -1,11 +1,11 @@
 """Retention end to end: a job with delete_after_seconds is deleted that long after it ended."""
 from __future__ import annotations
 
-import pytest
-
 import json
 import time
 from datetime import datetime, timedelta
+
+import pytest
 
 from .service import submit, until_status, wait_for_job
 

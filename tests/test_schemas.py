@@ -5,8 +5,7 @@ import pytest
 from fastavro import parse_schema
 from fastavro.utils import generate_many
 
-from diarist.schemas import SchemaError, codec
-from diarist.schemas import registry
+from diarist.schemas import SchemaError, codec, registry
 
 pytestmark = pytest.mark.unit
 

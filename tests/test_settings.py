@@ -1,9 +1,9 @@
 """Settings: the default data directory is per user, never the working directory."""
 from __future__ import annotations
 
-import pytest
-
 from pathlib import Path
+
+import pytest
 
 from diarist.infra.settings import Settings
 

@@ -1,14 +1,14 @@
 """The stream side for real: the event contract on the topic, media events, and faults."""
 from __future__ import annotations
 
-import pytest
-
 import shutil
 import signal
 import tempfile
 import time
 import uuid
 from pathlib import Path
+
+import pytest
 
 from diarist.streams.jobs import lifecycle as lc
 from diarist.streams.jobs.store import job_id_for_request
@@ -26,8 +26,8 @@ def test_lifecycle_events_are_versioned_avro_in_the_confluent_wire_format(servic
     with service.client() as client:
         job = submit(client, speech[0])
         wait_for_job(client, job["id"], until_status(*TERMINAL))
-    events = [(name, record) for key, name, record in read_all(kafka.bootstrap_servers, service.env["DIARIST_NAMESPACE"] + ".job-events")
-              if key == job["id"]]
+    topic = service.env["DIARIST_NAMESPACE"] + ".job-events"
+    events = [(name, record) for key, name, record in read_all(kafka.bootstrap_servers, topic) if key == job["id"]]
     versioned = [(name, r["version"]) for name, r in events if name != lc.PROGRESS]
     assert versioned == [(lc.CREATED, 1), (lc.STARTED, 2), (lc.DIARIZED, 3), (lc.COMPLETED_EVENT, 4)]
     assert all(r["version"] == 3 for name, r in events if name == lc.PROGRESS)

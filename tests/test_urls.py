@@ -17,6 +17,7 @@ from typing import ClassVar
 import httpcore
 import httpx
 import pytest
+
 from diarist.streams.urls import (
     Allowlist,
     FetchRefused,

@@ -16,8 +16,8 @@ from faster_whisper import WhisperModel
 from faster_whisper.audio import decode_audio
 from whisper.audio import log_mel_spectrogram, pad_or_trim
 
-from diarist.streams.inference.weights import MODELS, model_dir
 from diarist.streams.inference.checkpoint import checkpoint_path, load_model, read_ct2_variables
+from diarist.streams.inference.weights import MODELS, model_dir
 
 from .audio import SENTENCES, speak
 

@@ -13,9 +13,17 @@ from typing import Any
 
 import numpy as np
 
-from diarist.streams.inference.diarization import SpeakerBounds, Turn, diarize, speaker_at
-from diarist.streams.inference.media import SAMPLE_RATE, Channel, MediaError, decode_channels, duplicates, find_speech, probe
 from diarist.streams.inference.asr import Transcriber
+from diarist.streams.inference.diarization import SpeakerBounds, Turn, diarize, speaker_at
+from diarist.streams.inference.media import (
+    SAMPLE_RATE,
+    Channel,
+    MediaError,
+    decode_channels,
+    duplicates,
+    find_speech,
+    probe,
+)
 
 __all__ = ["MediaError", "OptionError", "run"]
 

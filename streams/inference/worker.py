@@ -15,17 +15,16 @@ import os
 import socket
 import time
 
-from diarist.schemas import SchemaError, codec
 from diarist.infra.settings import Settings
-
-from diarist.streams.jobs import lifecycle as lc
+from diarist.schemas import SchemaError, codec
 from diarist.streams.app import faust_app, publish
 from diarist.streams.blobs import LocalBlobStore
-from diarist.streams.inference.process import Cancelled, InferenceProcess, JobFailed
 from diarist.streams.heartbeats import HEARTBEAT_SCHEMA
+from diarist.streams.inference.process import Cancelled, InferenceProcess, JobFailed
+from diarist.streams.inference.weights import MODELS
+from diarist.streams.jobs import lifecycle as lc
 from diarist.streams.jobs.errors import Conflict, NotYetVisible
 from diarist.streams.jobs.store import Journal, result_key, transition
-from diarist.streams.inference.weights import MODELS
 from diarist.streams.jobs.tail import JobTail
 from diarist.streams.jobs.types import ENGINES, Status
 from diarist.streams.topics import topics

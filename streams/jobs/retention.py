@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 
 from diarist.streams.jobs import lifecycle as lc
-from diarist.streams.jobs.index import JobIndex
 from diarist.streams.jobs.errors import Conflict, NotFound, NotYetVisible
+from diarist.streams.jobs.index import JobIndex
 from diarist.streams.jobs.service import JobService
 
 log = logging.getLogger(__name__)

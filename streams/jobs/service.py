@@ -23,8 +23,15 @@ import httpx
 
 from diarist.streams.blobs import LocalBlobStore, TooLarge
 from diarist.streams.jobs import lifecycle as lc
-from diarist.streams.jobs.errors import (Conflict, Gone, MediaEmpty, MediaTooLarge, MediaUnavailable, NotFound,
-                                         NotYetVisible)
+from diarist.streams.jobs.errors import (
+    Conflict,
+    Gone,
+    MediaEmpty,
+    MediaTooLarge,
+    MediaUnavailable,
+    NotFound,
+    NotYetVisible,
+)
 from diarist.streams.jobs.index import cursor_after, sort_key
 from diarist.streams.jobs.store import JobStore, Publish, media_key, new_job_id, transition
 

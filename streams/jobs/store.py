@@ -8,12 +8,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Protocol
 
 from diarist.schemas import codec
-
-from diarist.streams.jobs import lifecycle as lc
 from diarist.streams.blobs import LocalBlobStore
+from diarist.streams.jobs import lifecycle as lc
 from diarist.streams.jobs.errors import Conflict, NotFound, NotYetVisible
 from diarist.streams.jobs.index import JobIndex
 
@@ -113,6 +113,10 @@ def result_key(job_id: str, attempt: int) -> str:
     return f"{result_prefix(job_id)}/attempt-{attempt}.json"
 
 
+def _reached(job: lc.Job | None, version: int) -> bool:
+    return job is not None and job["version"] >= version
+
+
 def job_id_for_request(request_id: str) -> str:
     """The job a media event asks for: the same request id always names the same job."""
     return uuid.uuid5(uuid.NAMESPACE_URL, f"diarist:media:{request_id}").hex
@@ -133,7 +137,7 @@ async def transition(journal: Journal, publish: Publish, job_id: str, name: str,
         if reason := lc.refusal(job, name, event):
             raise Conflict(reason, job["status"])
         await publish(name, event)
-        job = await journal.wait_for(job_id, lambda j: j is not None and j["version"] >= event["version"], timeout)
+        job = await journal.wait_for(job_id, partial(_reached, version=event["version"]), timeout)
         if lc.applied(job, event):
             return job
     raise Conflict("the job kept changing under the request; try again", job["status"] if job else None)

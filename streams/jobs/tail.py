@@ -12,7 +12,6 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from diarist.schemas import codec
-
 from diarist.streams.jobs import lifecycle as lc
 from diarist.streams.jobs.store import Watchers
 

@@ -14,12 +14,11 @@ import logging
 from aiokafka.partitioner import DefaultPartitioner
 
 from diarist.infra.settings import Settings
-
-from diarist.streams.jobs import lifecycle as lc
-from diarist.streams.jobs import retention
 from diarist.streams.app import decoded, faust_app, publish
 from diarist.streams.blobs import LocalBlobStore
 from diarist.streams.heartbeats import HeartbeatBoard
+from diarist.streams.jobs import lifecycle as lc
+from diarist.streams.jobs import retention
 from diarist.streams.jobs.index import JobIndex
 from diarist.streams.jobs.service import JobService
 from diarist.streams.jobs.store import JobStore, job_id_for_request
