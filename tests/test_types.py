@@ -24,6 +24,7 @@ pytestmark = pytest.mark.unit
 
 RECORDS: dict[str, Any] = {
     "diarist.Job": types.Job, "diarist.JobSpec": types.JobSpec, "diarist.JobOptions": types.JobOptions,
+    "diarist.Idempotency": types.Idempotency,
     "diarist.MediaRef": types.MediaRef, "diarist.MediaInfo": types.MediaInfo,
     "diarist.ChannelInfo": types.ChannelInfo, "diarist.ResultRef": types.ResultRef,
     "diarist.Transition": types.Transition,
@@ -151,7 +152,7 @@ def test_a_folded_job_has_the_fields_of_its_type_and_survives_the_codec():
                "min_speakers": None, "max_speakers": None, "clustering_threshold": None, "hints": [],
                "delete_after_seconds": None, "callback_headers": {}, "api": "diarist"}
     spec = {"filename": "a.wav", "media": {"key": "media/a", "md5": "0" * 32, "size": 1, "content_type": None},
-            "options": options}
+            "options": options, "idempotency": None}
     job = lc.fold(None, lc.CREATED, lc.make_event("j1", 1, spec=spec))
     job = lc.fold(job, lc.STARTED, lc.next_event(job, worker="w"))
     assert set(job) == set(typing.get_type_hints(types.Job))

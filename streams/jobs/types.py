@@ -99,12 +99,20 @@ class JobOptions(TypedDict):
     api: str
 
 
+class Idempotency(TypedDict):
+    """The Idempotency-Key a job was created with, as hashes (diarist.Idempotency)."""
+
+    key: str
+    fingerprint: str
+
+
 class JobSpec(TypedDict):
     """What a job was asked to do; it never changes over the life of the job (diarist.JobSpec)."""
 
     filename: str
     media: MediaRef
     options: JobOptions
+    idempotency: Idempotency | None
 
 
 class Transition(TypedDict):
