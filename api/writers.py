@@ -196,6 +196,16 @@ def deepaffects_diarization(result: dict[str, Any]) -> dict[str, Any]:
 
 # -- words ---------------------------------------------------------------------------------------
 
+# The native formats: name -> (writer, media type). The native API and NYT's facade serve them.
+FORMATS = {
+    "json": (native_json, "application/json"),
+    "csv": (csv, "text/csv; charset=utf-8"),
+    "srt": (srt, "application/x-subrip; charset=utf-8"),
+    "vtt": (vtt, "text/vtt; charset=utf-8"),
+    "txt": (txt, "text/plain; charset=utf-8"),
+}
+
+
 def _segments(result: dict[str, Any]) -> list[dict[str, Any]]:
     return result.get("segments") or []  # a language_identification result has none
 
