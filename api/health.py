@@ -35,6 +35,8 @@ async def healthz(request: Request) -> JSONResponse:
         "jobs_workers": sorted({worker.settings.advertised_url, *worker.peer_urls()}),
         "inference_workers": [{"worker": b["worker"], "model": b["model"], "loaded": b["loaded"],
                                "device": b["device"], "seen_at": iso(b["at"])} for b in workers],
+        # Poison this process skipped since it started (streams/deadletters.py): information, not a check.
+        "dead_letters": worker.dead_letters.summary(),
     }
     if parts is not None:
         body["parts"] = parts
@@ -84,6 +86,14 @@ _HEALTH = {"application/json": {"schema": {
         "inference_workers": {"type": "array", "items": {"type": "object", "properties": {
             "worker": {"type": "string"}, "model": {"type": "string"}, "loaded": {"type": "boolean"},
             "device": {"type": "string"}, "seen_at": {"type": "string", "format": "date-time"}}}},
+        "dead_letters": {"type": "object", "required": ["count", "by"], "description": (
+            "values this jobs worker process could not decode or apply since it started, copied to "
+            "<namespace>.dead-letters and skipped (docs/events.md); not a check"), "properties": {
+            "count": {"type": "integer"},
+            "by": {"type": "array", "items": {"type": "object", "properties": {
+                "agent": {"type": "string"}, "topic": {"type": "string"},
+                "kind": {"type": "string", "enum": ["decode", "schema", "apply"]},
+                "count": {"type": "integer"}}}}}},
         "parts": {"type": "object", "description": "under `diarist up` only: each process it supervises",
                   "additionalProperties": {"type": "object", "properties": {
                       "state": {"type": "string", "enum": ["starting", "running", "restarting"]},

@@ -29,4 +29,4 @@ def serve_edge_in(worker: JobsWorker) -> None:
         await server.serve()
 
     worker.app.task(serve)
-    worker.app.task(partial(send_callbacks, worker.settings, worker.jobs, callback))
+    worker.app.task(partial(send_callbacks, worker.settings, worker.jobs, callback, worker.dead_letters))

@@ -1,15 +1,11 @@
 """The Faust app both workers are built on, and how they read and write Avro on its topics."""
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator
-
 import faust
 
 from diarist.infra.settings import Settings
-from diarist.schemas import SchemaError, codec
-
-log = logging.getLogger(__name__)
+from diarist.schemas import codec
+from diarist.streams.deadletters import DeadLetters, Headers
 
 
 def faust_app(app_id: str, settings: Settings) -> faust.App:
@@ -40,10 +36,15 @@ async def publish(topic: faust.types.TopicT, name: str, event: dict) -> None:
     await sent
 
 
-async def decoded(stream: faust.types.StreamT) -> AsyncIterator[tuple[str, dict]]:
-    """The (schema name, record) of each value; a value that is not one is logged and skipped."""
-    async for value in stream:
-        try:
-            yield codec().decode(value)
-        except SchemaError as exc:
-            log.warning("skipping a message that is not diarist Avro: %s", exc)
+
+def dead_letters(app: faust.App, topic: str) -> DeadLetters:
+    """The process's poison handling (streams/deadletters.py), sending through this app's
+    producer to the dead-letter topic; consumers outside Faust (callbacks, heartbeats) in the
+    same process use it too."""
+    dead_letter_topic = app.topic(topic, key_serializer="raw", value_serializer="raw")
+
+    async def send(key: bytes | None, value: bytes | None, headers: Headers) -> None:
+        sent = await dead_letter_topic.send(key=key, value=value, headers=headers)
+        await sent
+
+    return DeadLetters(send)

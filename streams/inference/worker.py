@@ -14,11 +14,13 @@ import logging
 import os
 import socket
 import time
+from functools import partial
 
 from diarist.infra.settings import Settings
-from diarist.schemas import SchemaError, codec
-from diarist.streams.app import faust_app, publish
+from diarist.schemas import codec
+from diarist.streams.app import dead_letters, faust_app, publish
 from diarist.streams.blobs import LocalBlobStore
+from diarist.streams.deadletters import Source
 from diarist.streams.heartbeats import HEARTBEAT_SCHEMA
 from diarist.streams.inference.process import Cancelled, InferenceProcess, JobFailed
 from diarist.streams.inference.weights import MODELS
@@ -44,6 +46,8 @@ class InferenceWorker:
         self.heartbeat_topic = self.app.topic(self.names.heartbeats, key_serializer="raw", value_serializer="raw")
         self.blobs = LocalBlobStore(settings.blob_dir)
         self.processes: dict[tuple[str, str], InferenceProcess] = {}
+        # Logged and sent to the dead-letter topic; the jobs workers' /healthz counts their own.
+        self.dead_letters = dead_letters(self.app, self.names.dead_letters)
         self._reloading: asyncio.Future | None = None
         self.app.agent(self.events_topic, name="run-jobs", concurrency=1)(self._run_jobs)
         self.app.timer(5.0, name="heartbeat")(self._heartbeat)
@@ -82,12 +86,15 @@ class InferenceWorker:
 
     async def _run_jobs(self, stream) -> None:
         async for event in stream.events():
-            try:
-                name, payload = codec().decode(event.value)
-            except SchemaError:
-                continue
-            if name in (lc.CREATED, lc.RETRIED):
-                await self._run_with_retries(name, payload, event.message.partition, event.message.offset)
+            message = event.message
+            # Other events are the fold's business: run-jobs only skips what it cannot decode
+            # or run (a job's own failures end in FAILED, not here).
+            await self.dead_letters.handle("run-jobs", Source.of(message),
+                                           partial(self._run_queued, message.partition, message.offset))
+
+    async def _run_queued(self, partition: int, offset: int, name: str, payload: lc.Event) -> None:
+        if name in (lc.CREATED, lc.RETRIED):
+            await self._run_with_retries(name, payload, partition, offset)
 
     async def _run_with_retries(self, name: str, queued_event: lc.Event, partition: int, offset: int) -> None:
         """Runs the job; an unexpected error is tried again, then fails the job, so that a job

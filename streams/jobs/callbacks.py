@@ -25,6 +25,11 @@ backoff ..., DIARIST_CALLBACK_ATTEMPTS times in all; a 2xx ends it, and so does 
 answer (redirects are not followed). A delivery that failed for good is published as
 diarist.JobCallbackFailed, which the fold records as the job's callback_failure_reason.
 
+Poison: each event goes through the worker process's DeadLetters (streams/deadletters.py) as
+agent `callbacks`: a value that cannot be decoded, or whose announcing raises, is dead-lettered,
+counted and skipped; its offset is committed only after the dead letter was sent (or failed to
+send: that is logged, and the copy is lost).
+
 Signature: with DIARIST_CALLBACK_SECRET set, `X-Diarist-Signature: sha256=<hex HMAC-SHA256 of
 the body, keyed by the secret>` lets the receiver check that the body came from this service.
 """
@@ -42,11 +47,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
 from diarist.infra.settings import Settings
-from diarist.schemas import SchemaError, codec
+from diarist.streams.deadletters import DeadLetters, Source
 from diarist.streams.jobs import lifecycle as lc
 from diarist.streams.jobs.errors import JobError
 from diarist.streams.jobs.service import JobService, Result
@@ -108,15 +113,16 @@ async def post(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[s
     return f"{reason}, {attempts} attempts"
 
 
-async def send_callbacks(settings: Settings, jobs: JobService, render: Render) -> None:
-    """Sends the callbacks of the partitions this process is given, until the worker stops."""
+async def send_callbacks(settings: Settings, jobs: JobService, render: Render, dead_letters: DeadLetters) -> None:
+    """Sends the callbacks of the partitions this process is given, until the worker stops;
+    poison goes to `dead_letters` (the worker's, sending through its producer)."""
     names = topics(settings)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap, group_id=names.callbacks_group, enable_auto_commit=False,
         auto_offset_reset="earliest", session_timeout_ms=int(settings.session_timeout * 1000),
         heartbeat_interval_ms=int(min(3.0, settings.session_timeout / 3) * 1000))
     async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT) as receivers:
-        sender = CallbackSender(settings, jobs, render, consumer, receivers)
+        sender = CallbackSender(settings, jobs, render, consumer, receivers, dead_letters)
         await consumer.start()
         try:
             consumer.subscribe([names.events], listener=_HandOver(sender))
@@ -127,8 +133,9 @@ async def send_callbacks(settings: Settings, jobs: JobService, render: Render) -
 
 class CallbackSender:
     def __init__(self, settings: Settings, jobs: JobService, render: Render, consumer: AIOKafkaConsumer,
-                 receivers: httpx.AsyncClient) -> None:
+                 receivers: httpx.AsyncClient, dead_letters: DeadLetters) -> None:
         self.settings = settings
+        self.dead_letters = dead_letters
         self.jobs = jobs
         self.publish: Publish = jobs.publish
         self.render = render
@@ -144,7 +151,7 @@ class CallbackSender:
                 batches = await self.consumer.getmany(timeout_ms=1000, max_records=IN_FLIGHT)
                 for tp, records in batches.items():
                     for record in records:
-                        self._take(tp, record.offset, record.value)
+                        self._take(tp, record)
                 await self.commit(self.consumer.assignment())
                 await self._wait_for_room()
         finally:
@@ -156,14 +163,11 @@ class CallbackSender:
         await self.commit(partitions)
         self.drop(partitions)
 
-    def _take(self, tp: TopicPartition, offset: int, value: bytes) -> None:
-        try:
-            name, event = codec().decode(value)
-        except SchemaError:
-            return
-        if name in lc.ENDINGS:
-            task = asyncio.create_task(self._deliver(name, event))
-            self.deliveries.setdefault(tp, deque()).append((offset, task))
+    def _take(self, tp: TopicPartition, record: ConsumerRecord) -> None:
+        # Every event gets a task (those that are not endings end at once), so that a dead
+        # letter, too, is acknowledged before its offset is committed.
+        task = asyncio.create_task(self._deliver(Source.of(record)))
+        self.deliveries.setdefault(tp, deque()).append((record.offset, task))
 
     async def commit(self, partitions: set[TopicPartition]) -> None:
         """Commits, per partition, up to its first event whose deliveries have not ended."""
@@ -194,13 +198,16 @@ class CallbackSender:
                 task.cancel()
             self.committed.pop(tp, None)
 
-    async def _deliver(self, name: str, event: lc.Event) -> None:
+    async def _deliver(self, source: Source) -> None:
         try:
-            await self._announce(name, event)
-        except Exception:  # one job's callbacks must not end the sender
-            log.exception("the callbacks of job %s (version %d) failed", event["job_id"], event["version"])
+            await self.dead_letters.handle("callbacks", source, self._announce)
+        except Exception:  # not the event's fault (Kafka, a connection): it must not end the sender either
+            log.exception("the callbacks of %s partition %d offset %d failed", source.topic, source.partition,
+                          source.offset)
 
     async def _announce(self, name: str, event: lc.Event) -> None:
+        if name not in lc.ENDINGS:
+            return
         job = await self._job_at(event)
         if job is None or not job["spec"]["options"]["callback_urls"] or not announces(job, name, event):
             return

@@ -56,9 +56,15 @@ class JobTail:
 
     async def _poll(self) -> None:
         batches = await self._consumer.getmany(self.tp, timeout_ms=200)
+        key = self.job["id"].encode()
         for record in batches.get(self.tp, []):
-            if record.key is None or record.key.decode() != self.job["id"]:
+            if record.key != key:
                 continue
-            name, event = codec().decode(record.value)
-            self.job = lc.fold(self.job, name, event)
+            try:
+                name, event = codec().decode(record.value)
+                job = lc.fold(self.job, name, event) if name in lc.LIFECYCLE_EVENTS else self.job
+            except Exception:
+                # Poison: the consumer groups' agents dead-letter it; a tail only reads past it.
+                continue
+            self.job = job
             self.watchers.changed(self.job["id"])

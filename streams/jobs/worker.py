@@ -3,6 +3,8 @@
 Agents:
 - fold-events: the only writer of the jobs table; folds every lifecycle event.
 - admit-media: turns media events from external producers into created events.
+Both, the callbacks consumer and the heartbeat board take each value through this process's
+DeadLetters (streams/deadletters.py): poison is dead-lettered, counted for /healthz, and skipped.
 Timers:
 - delete-expired: deletes its jobs whose retention (delete_after_seconds) ran out.
 """
@@ -14,8 +16,9 @@ import logging
 from aiokafka.partitioner import DefaultPartitioner
 
 from diarist.infra.settings import Settings
-from diarist.streams.app import decoded, faust_app, publish
+from diarist.streams.app import dead_letters, faust_app, publish
 from diarist.streams.blobs import LocalBlobStore
+from diarist.streams.deadletters import Source
 from diarist.streams.heartbeats import HeartbeatBoard
 from diarist.streams.jobs import lifecycle as lc
 from diarist.streams.jobs import retention
@@ -25,6 +28,7 @@ from diarist.streams.jobs.store import JobStore, job_id_for_request
 from diarist.streams.topics import topics
 
 log = logging.getLogger(__name__)
+MEDIA_SUBMITTED = "diarist.MediaSubmitted"
 
 
 class JobsWorker:
@@ -41,7 +45,8 @@ class JobsWorker:
         # Peers are the edge's to give (api/forwarding.py); until then this worker answers alone.
         self.jobs = JobService(self.store, self.publish, self.blobs, max_media_bytes=settings.max_media_bytes,
                                media_url_timeout=settings.media_url_timeout)
-        self.heartbeats = HeartbeatBoard(settings.bootstrap, names.heartbeats)
+        self.dead_letters = dead_letters(self.app, names.dead_letters)
+        self.heartbeats = HeartbeatBoard(settings.bootstrap, names.heartbeats, self.dead_letters)
         self.app.agent(self.events_topic, name="fold-events")(self._fold_events)
         self.app.agent(self.media_topic, name="admit-media")(self._admit_media)
         self.app.task(self._index_after_each_recovery)
@@ -56,15 +61,20 @@ class JobsWorker:
         await publish(self.events_topic, name, event)
 
     async def _fold_events(self, stream) -> None:
-        async for name, event in decoded(stream):
-            if name in lc.LIFECYCLE_EVENTS:
-                self.store.apply(name, event)
+        async for event in stream.events():
+            await self.dead_letters.handle("fold-events", Source.of(event.message), self.store.apply,
+                                           schemas=lc.LIFECYCLE_EVENTS)
 
     async def _admit_media(self, stream) -> None:
-        async for name, request in decoded(stream):
-            if name == "diarist.MediaSubmitted":
-                job_id = job_id_for_request(request["request_id"])
-                await self.publish(lc.CREATED, lc.make_event(job_id, 1, spec=request["spec"]))
+        async for event in stream.events():
+            await self.dead_letters.handle("admit-media", Source.of(event.message), self._admit,
+                                           schemas=(MEDIA_SUBMITTED,))
+
+    async def _admit(self, name: str, request: dict) -> None:
+        # A request for media outside the blob store is poison, not a job (this raises).
+        self.blobs.path(request["spec"]["media"]["key"])
+        job_id = job_id_for_request(request["request_id"])
+        await self.publish(lc.CREATED, lc.make_event(job_id, 1, spec=request["spec"]))
 
     async def _delete_expired(self) -> None:
         # Only a settled worker's index holds exactly the jobs it owns.
