@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute
 
 from diarist.api import cpqd, deepaffects, docs, forwarding, health, native, nyt, rev
 from diarist.api.auth import BearerAuth
+from diarist.api.limits import Limits
 from diarist.api.problems import EXCEPTION_HANDLERS
 from diarist.api.surface import Surface
 from diarist.api.views import job_json
@@ -43,7 +44,10 @@ def create_edge(worker: JobsWorker) -> Starlette:
     app = Starlette(
         routes=routes,
         middleware=[Middleware(BearerAuth, keys=worker.settings.api_keys(), surfaces=SURFACES,
-                               public_routes=DOC_ROUTES)],
+                               public_routes=DOC_ROUTES),
+                    # inside BearerAuth: limits are per authenticated key
+                    Middleware(Limits, surfaces=SURFACES, rate=worker.settings.rate_limit,
+                               burst=worker.settings.rate_burst, max_uploads=worker.settings.max_concurrent_uploads)],
         exception_handlers=EXCEPTION_HANDLERS,
     )
     peers_client = httpx.AsyncClient(timeout=60)

@@ -12,6 +12,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from diarist.api.problems import problem_response
 from diarist.api.surface import Surface
 
+# The ASGI scope entry that holds the key a request was authenticated with: what limits
+# (api/limits.py) and Idempotency-Keys (api/idempotency.py) are kept per.
+API_KEY = "diarist.api_key"
+
 
 class BearerAuth:
     def __init__(self, app: ASGIApp, keys: frozenset[str], surfaces: tuple[Surface, ...],
@@ -39,6 +43,7 @@ class BearerAuth:
                       else "the API key is not valid")
             response = problem_response(request, 401, detail, headers={"WWW-Authenticate": "Bearer"})
             return await response(scope, receive, send)
+        scope[API_KEY] = token.strip() if bearer_known else query_key
         await self.app(scope, receive, send)
 
     def _query_param(self, scope: Scope) -> str | None:

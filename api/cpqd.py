@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from diarist.api import ingest, writers
+from diarist.api import idempotency, ingest, writers
 from diarist.api.params import datetime_param, int_param
 from diarist.api.problems import Problem
 from diarist.api.surface import Surface, job_service
@@ -30,6 +30,8 @@ from diarist.streams.jobs.service import Query, StoredMedia
 
 SYNC_MAX_SECONDS = 120.0  # CPqD's limit for synchronous transcription
 SYNC_WAIT_SECONDS = 600.0  # after this a synchronous request answers the job as it is
+KEPT_FOR_REPEATS = 24 * 3600  # how long a synchronous job made with an Idempotency-Key keeps its result
+API = "cpqd"  # options.api of its jobs, and the scope of its Idempotency-Keys
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 DEFAULT_LM = "builtin:slm/general"
 STATUSES = (lc.QUEUED, lc.IN_PROGRESS, lc.COMPLETED, lc.FAILED, lc.STOPPED, lc.DELETED)
@@ -241,24 +243,31 @@ def callback_body(job: dict[str, Any], result: dict[str, Any] | None = None) -> 
 # -- endpoints --------------------------------------------------------------------------------
 
 async def transcribe(request: Request) -> Response:
+    key = idempotency.key_of(request, API)
     form = await _form(request)
     options = _options(form.getlist("config"), request.query_params.get("tag"), [])
+    if key:  # a repeat answers from the job, so its result is kept for a day instead of erased at once
+        options = {**options, "delete_after_seconds": KEPT_FOR_REPEATS}
     jobs = job_service(request)
     media = await _stored(request, form)
+    once = key.once(request, {"options": options, "media": idempotency.media_facts(media)}) if key else None
     await _refuse_unless_short(request, media)
-    await jobs.create(media, options)
-    job = job_json(await jobs.wait(media.job_id, timeout=SYNC_WAIT_SECONDS))
+    job_id = (await jobs.create(media, options, once))["id"]
+    job = job_json(await jobs.wait(job_id, timeout=SYNC_WAIT_SECONDS))
     body = await _entry(request, job, with_segments=True)
-    if job["status"] in (lc.COMPLETED, lc.FAILED, lc.STOPPED):
-        await jobs.delete(media.job_id)  # CPqD erases a synchronous job's file once it is done
+    if once is None and job["status"] in (lc.COMPLETED, lc.FAILED, lc.STOPPED):
+        await jobs.delete(job_id)  # CPqD erases a synchronous job's file once it is done
     return JSONResponse(body)
 
 
 async def create_job(request: Request) -> Response:
+    key = idempotency.key_of(request, API)
     form = await _form(request)
     options = _options(form.getlist("config"), request.query_params.get("tag"),
                        _callback_urls(form.getlist("callback_urls")))
-    job = await job_service(request).create(await _stored(request, form), options)
+    media = await _stored(request, form)
+    once = key.once(request, {"options": options, "media": idempotency.media_facts(media)}) if key else None
+    job = await job_service(request).create(media, options, once)
     return JSONResponse({"job": job_object(job_json(job))})
 
 
@@ -443,19 +452,24 @@ paths: dict[str, Any] = {
         "operationId": "cpqd_transcribe",
         "summary": f"Transcribe up to {SYNC_MAX_SECONDS:g} s of audio and answer the finished job with its segments",
         "description": "The job's media and result are erased once it is answered, as CPqD does.",
-        "parameters": [TAG], "requestBody": _upload(with_callbacks=False),
+        "parameters": [TAG, idempotency.PARAMETER], "requestBody": _upload(with_callbacks=False),
         "responses": {"200": _json(RESULT_BODY, "The job; its segments when it COMPLETED"),
-                      "400": _problem("No upload_file, or a config that is neither JSON nor key=value"),
+                      "400": _problem("No upload_file, a config that is neither JSON nor key=value, or a malformed "
+                                      "Idempotency-Key"),
                       "401": UNAUTHORIZED,
                       "413": _problem(f"Longer than {SYNC_MAX_SECONDS:g} s, or larger than the service takes"),
-                      "422": _problem("Unknown or invalid config, or media that cannot be read")}}},
+                      "422": _problem("Unknown or invalid config, media that cannot be read, or an Idempotency-Key "
+                                      "used for a different request")}}},
     "/trd/v3/job/create": {"post": {
         "operationId": "cpqd_create",
-        "summary": "Create a transcription job", "parameters": [TAG], "requestBody": _upload(with_callbacks=True),
+        "summary": "Create a transcription job", "parameters": [TAG, idempotency.PARAMETER],
+        "requestBody": _upload(with_callbacks=True),
         "responses": {"200": _json(JOB_BODY, "The job, QUEUED"),
-                      "400": _problem("No upload_file, or a config that is neither JSON nor key=value"),
+                      "400": _problem("No upload_file, a config that is neither JSON nor key=value, or a malformed "
+                                      "Idempotency-Key"),
                       "401": UNAUTHORIZED, "413": _problem("Larger than the service takes"),
-                      "422": _problem("Unknown or invalid config or callback URLs")}}},
+                      "422": _problem("Unknown or invalid config or callback URLs, or an Idempotency-Key used for "
+                                      "a different request")}}},
     "/trd/v3/job": {"get": {
         "operationId": "cpqd_list",
         "summary": "List jobs, newest first", "parameters": [TAG, *PAGING],

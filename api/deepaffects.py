@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import uuid
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -20,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from diarist.api import ingest, writers
+from diarist.api import idempotency, ingest, writers
 from diarist.api.params import json_object
 from diarist.api.problems import Problem, restated
 from diarist.api.surface import Surface, job_service
@@ -69,7 +71,8 @@ def _response(job: dict, api: str, result: dict | None) -> dict | None:
 
 async def submit(request: Request, api: str) -> Response:
     jobs = job_service(request)
-    request_id = request.query_params.get("request_id") or str(uuid.uuid4())
+    key = idempotency.key_of(request, API)
+    request_id = request.query_params.get("request_id") or (key.request_id if key else str(uuid.uuid4()))
     if len(request_id) > MAX_REQUEST_ID:
         raise Problem(400, f"request_id must be at most {MAX_REQUEST_ID} characters")
     declared = request.headers.get("content-length", "")
@@ -78,9 +81,28 @@ async def submit(request: Request, api: str) -> Response:
     body = await json_object(request)
     options = _options(body, api, request_id, request.query_params.get("webhook"))
     job = job_id(request_id)
-    await _refuse_reuse(request, job, request_id)
-    await jobs.create(await _audio(request, body, job, request_id), options)
-    return JSONResponse({"request_id": request_id, "api": api}, status_code=202)
+    answer = JSONResponse({"request_id": request_id, "api": api}, status_code=202)
+    once = key.once(request, {"options": options, "media": _media_facts(body)}, job_id=job) if key else None
+    with restated(409, partial(_reused, request_id)):
+        if once is None:
+            await _refuse_reuse(request, job, request_id)
+        elif await jobs.earlier(once):  # a repeat of the request that made the job: the same answer
+            return answer
+        # The media goes to a key of its own, so that a racing request with the same request_id
+        # cannot overwrite the job's: the one whose job the fold took first wins, the other gets 409.
+        await jobs.create(replace(await _audio(request, body, request_id), job_id=job), options, once)
+    return answer
+
+
+def _media_facts(body: dict) -> dict[str, Any]:
+    """What an Idempotency-Key's fingerprint holds of the media: a digest of the content, or the url."""
+    content = body.get("content")
+    digest = hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest() if isinstance(content, str) else None
+    return {"content": digest, "url": body.get("url")}
+
+
+def _reused(request_id: str, detail: str) -> Problem:
+    return Problem(409, f"request_id {request_id!r} names an earlier request")
 
 
 def _options(body: dict, api: str, request_id: str, webhook: str | None) -> dict[str, Any]:
@@ -99,23 +121,23 @@ def _options(body: dict, api: str, request_id: str, webhook: str | None) -> dict
 
 
 async def _refuse_reuse(request: Request, job: str, request_id: str) -> None:
-    """409 when the request_id already names a job: its media must not be overwritten."""
+    """409 when the request_id already names a job."""
     try:
         await job_service(request).read(job)
     except NotFound:
         return
-    raise Problem(409, f"request_id {request_id!r} names an earlier request")
+    raise _reused(request_id, "")
 
 
-async def _audio(request: Request, body: dict, job: str, request_id: str) -> StoredMedia:
-    """The audio of `content` (base64) or `url`, into the blob store for the job."""
+async def _audio(request: Request, body: dict, request_id: str) -> StoredMedia:
+    """The audio of `content` (base64) or `url`, into the blob store."""
     jobs = job_service(request)
     content, url = body.get("content"), body.get("url")
     if (content is None) == (url is None):
         raise Problem(400, "send exactly one of content (base64 audio) and url")
     if url is not None:
         with restated(422, _bad_request):
-            return await ingest.fetch(url, jobs, job_id=job)
+            return await ingest.fetch(url, jobs)
     try:
         audio = base64.b64decode(content, validate=True)
     except (binascii.Error, TypeError, ValueError):
@@ -123,7 +145,7 @@ async def _audio(request: Request, body: dict, job: str, request_id: str) -> Sto
     if not audio:
         raise Problem(400, "content is empty")
     try:
-        return await jobs.store_bytes(audio, request_id, job_id=job)
+        return await jobs.store_bytes(audio, request_id)
     except MediaTooLarge:
         raise _too_large(jobs.max_media_bytes) from None
 
@@ -206,7 +228,9 @@ def _submission(path: str, api: str) -> dict[str, Any]:
             {"name": "webhook", "in": "query", "schema": {"type": "string", "format": "uri"},
              "description": "told of the job's end (DeepAffects requires it; here polling the status will do)"},
             {"name": "request_id", "in": "query", "schema": _REQUEST_ID,
-             "description": "the request's id, for the status API; one is made up when absent"},
+             "description": "the request's id, for the status API; one is made up when absent (the same one for "
+                            "each repeat with an Idempotency-Key)"},
+            idempotency.PARAMETER,
         ],
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object",
@@ -223,10 +247,12 @@ def _submission(path: str, api: str) -> dict[str, Any]:
             "202": {"description": "accepted", "content": {"application/json": {"schema": {
                 "type": "object", "required": ["request_id", "api"],
                 "properties": {"request_id": {"type": "string"}, "api": {"type": "string", "const": api}}}}}},
-            "400": _problem("not JSON, not both nor neither of content and url, bad base64, or a bad field"),
+            "400": _problem("not JSON, not both nor neither of content and url, bad base64, a bad field, or a "
+                            "malformed Idempotency-Key"),
             "401": {"$ref": "#/components/responses/Unauthorized"},
-            "409": _problem("the request_id names an earlier request"),
+            "409": _problem("the request_id names an earlier request (one not made with this Idempotency-Key)"),
             "413": _problem("the audio is larger than this service takes"),
+            "422": _problem("an Idempotency-Key used for a different request"),
         },
     }}
 

@@ -157,4 +157,4 @@ paths = {
 }
 
 surface = Surface("internal", "Calls between jobs workers: each answers for the jobs of its own partitions.",
-                  routes, paths)
+                  routes, paths, limited=False)

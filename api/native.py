@@ -5,11 +5,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from diarist.api import ingest, writers
+from diarist.api import idempotency, ingest, writers
 from diarist.api.params import datetime_param, int_param, json_object
 from diarist.api.problems import Problem
 from diarist.api.surface import Surface, job_service
 from diarist.api.views import job_json
+from diarist.streams.jobs import lifecycle as lc
 from diarist.streams.jobs.service import Query
 
 RESULT_FORMATS = {
@@ -25,15 +26,25 @@ STATUSES = ("QUEUED", "IN_PROGRESS", "COMPLETED", "FAILED", "STOPPED", "DELETED"
 
 async def create_job(request: Request) -> Response:
     jobs = job_service(request)
+    key = idempotency.key_of(request, "native")
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         media, options = await ingest.from_upload(request, jobs)
+        once = key.once(request, {"options": options, "media": idempotency.media_facts(media)}) if key else None
     elif content_type.startswith("application/json"):
-        media, options = await ingest.from_url(await json_object(request), jobs)
+        body = await json_object(request)
+        once = key.once(request, body) if key else None  # a repeat does not fetch the media_url again
+        if once and (earlier := await jobs.earlier(once)):
+            return _created(earlier)
+        media, options = await ingest.from_url(body, jobs)
     else:
         raise Problem(415, "send multipart/form-data with a 'media' file, or JSON with a 'media_url'")
-    job = job_json(await jobs.create(media, options))
-    return JSONResponse(job, status_code=201, headers={"Location": f"/v1/jobs/{job['id']}"})
+    return _created(await jobs.create(media, options, once))
+
+
+def _created(job: lc.Job) -> Response:
+    view = job_json(job)
+    return JSONResponse(view, status_code=201, headers={"Location": f"/v1/jobs/{view['id']}"})
 
 
 async def get_job(request: Request) -> Response:
@@ -138,6 +149,7 @@ paths = {
         "post": {
             "summary": "Create a job from an upload or a media_url",
             "operationId": "jobs_create",
+            "parameters": [idempotency.PARAMETER],
             "requestBody": {"required": True, "content": {
                 "multipart/form-data": {
                     "schema": {"type": "object", "required": ["media"], "properties": {
@@ -151,11 +163,13 @@ paths = {
             "responses": {
                 "201": _job("the job, QUEUED", {"Location": {"schema": {"type": "string"},
                                                              "description": "/v1/jobs/{id}"}}),
-                "400": _problem("an unreadable body, no media part, an empty file, or options that are not JSON"),
+                "400": _problem("an unreadable body, no media part, an empty file, options that are not JSON, "
+                                "or a malformed Idempotency-Key"),
                 "401": _UNAUTHORIZED,
                 "413": _problem("the media is larger than this service takes"),
                 "415": _problem("neither multipart/form-data nor application/json"),
-                "422": _problem("invalid options, or a media_url that is not http(s), does not answer 200, or is empty"),
+                "422": _problem("invalid options, a media_url that is not http(s), does not answer 200, or is empty, "
+                                "or an Idempotency-Key used for a different request"),
             },
         },
         "get": {

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from diarist.api import ingest, writers
+from diarist.api import idempotency, ingest, writers
 from diarist.api.native import RESULT_FORMATS
 from diarist.api.params import json_object
 from diarist.api.problems import Problem
@@ -80,6 +80,7 @@ async def _job(request: Request) -> dict:
 # -- endpoints -----------------------------------------------------------------------------------
 
 async def create_job(request: Request) -> Response:
+    key = idempotency.key_of(request, API)
     fields = await json_object(request)
     media_url = fields.get("media_url")
     if not media_url:
@@ -96,8 +97,11 @@ async def create_job(request: Request) -> Response:
         "callback_urls": [provider_params["callback"]] if "callback" in provider_params else [],
     }, api=API)
     jobs = job_service(request)
+    once = key.once(request, options) if key else None  # the options hold every field, media_url included
+    if once and (earlier := await jobs.earlier(once)):  # a repeat does not fetch the media again
+        return JSONResponse(nyt_job(job_json(earlier)), status_code=201)
     media = await ingest.fetch(media_url, jobs)
-    return JSONResponse(nyt_job(job_json(await jobs.create(media, options))), status_code=201)
+    return JSONResponse(nyt_job(job_json(await jobs.create(media, options, once))), status_code=201)
 
 
 def _text(fields: dict, name: str) -> str:
@@ -234,6 +238,7 @@ def _caption_file(description: str, media_types: list[str]) -> dict[str, Any]:
 paths: dict[str, Any] = {
     "/captions": {"post": {
         "summary": "Create a captions job for the media at a URL", "operationId": "nyt_create",
+        "parameters": [idempotency.PARAMETER],
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["media_url"],
             "properties": {
@@ -249,10 +254,11 @@ paths: dict[str, Any] = {
             }}}}},
         "responses": {
             "201": {"description": "the job, processing", **_JOB_RESPONSE},
-            "400": _problem("not JSON, no media_url, or a field of the wrong type"),
+            "400": _problem("not JSON, no media_url, a field of the wrong type, or a malformed Idempotency-Key"),
             "401": {"$ref": "#/components/responses/Unauthorized"},
             "413": _problem("the media is larger than this service takes"),
-            "422": _problem("unknown output types, a bad language, or a media_url that is not http(s) or not fetched"),
+            "422": _problem("unknown output types, a bad language, a media_url that is not http(s) or not fetched, "
+                            "or an Idempotency-Key used for a different request"),
         },
     }},
     "/captions/{parent_id}": {"get": {

@@ -132,8 +132,15 @@ COMPONENTS = {
             "headers": {"WWW-Authenticate": {"schema": {"type": "string", "const": "Bearer"}}},
             "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
         },
+        "TooManyRequests": {
+            "description": "over the API key's request rate or concurrent uploads (api/limits.py)",
+            "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1},
+                                        "description": "seconds to wait before trying again"}},
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        },
     },
 }
+TOO_MANY_REQUESTS = {"$ref": "#/components/responses/TooManyRequests"}
 
 
 @cache
@@ -164,6 +171,14 @@ def _paths(surfaces: tuple[Surface, ...]) -> dict[str, Any]:
         for path, item in surface.paths.items():
             if path in merged:
                 raise ValueError(f"the {surface.tag} surface documents {path}, which another surface documents")
-            merged[path] = {key: {"tags": [surface.tag], **value} if key in METHODS else value
+            merged[path] = {key: _operation(surface, value) if key in METHODS else value
                             for key, value in item.items()}
     return merged
+
+
+def _operation(surface: Surface, operation: dict[str, Any]) -> dict[str, Any]:
+    """The operation tagged with its surface; with a 429 answer where its API key's limits apply."""
+    operation = {"tags": [surface.tag], **operation}
+    if surface.limited and not surface.public and "429" not in operation["responses"]:
+        operation["responses"] = {**operation["responses"], "429": TOO_MANY_REQUESTS}
+    return operation

@@ -33,6 +33,8 @@ class Problem(Exception):
 DOMAIN_STATUS: dict[type[errors.JobError], int] = {
     errors.NotFound: 404,
     errors.Conflict: 409,
+    errors.JobExists: 409,
+    errors.IdempotencyMismatch: 422,
     errors.Gone: 410,
     errors.MediaTooLarge: 413,
     errors.MediaEmpty: 400,

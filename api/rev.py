@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from diarist.api import ingest, writers
+from diarist.api import idempotency, ingest, writers
 from diarist.api.params import json_object
 from diarist.api.problems import Problem, restated
 from diarist.api.surface import Surface, job_service
@@ -140,6 +140,7 @@ def _invalid_state(status: str, allowed: list[str], action: str) -> Problem:
 
 async def submit_job(request: Request, surface: RevApi) -> Response:
     jobs = job_service(request)
+    key = idempotency.key_of(request, "rev")
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         form = await ingest.read_form(request, jobs.max_media_bytes)
@@ -148,15 +149,19 @@ async def submit_job(request: Request, surface: RevApi) -> Response:
             raise _invalid_field("media", "The media file is required")
         options = _native_options(_options_part(form.get("options")), surface, uploaded=True)
         media = await ingest.store_upload(upload, jobs)
+        once = key.once(request, {"options": options, "media": idempotency.media_facts(media)}) if key else None
     elif content_type.startswith("application/json"):
         fields = await json_object(request)
         options = _native_options(fields, surface, uploaded=False)
         url, headers = _source(fields)
+        once = key.once(request, {"options": options, "url": url, "headers": headers}) if key else None
+        if once and (earlier := await jobs.earlier(once)):  # a repeat does not fetch the media again
+            return JSONResponse(rev_job(job_json(earlier)))
         with restated(422, _invalid_parameters):
             media = await ingest.fetch(url, jobs, headers)
     else:
         raise Problem(415, "send JSON with a media_url or source_config, or multipart/form-data with a 'media' file")
-    return JSONResponse(rev_job(job_json(await jobs.create(media, options))))
+    return JSONResponse(rev_job(job_json(await jobs.create(media, options, once))))
 
 
 def _options_part(part: Any) -> dict:
@@ -431,15 +436,18 @@ def _paths(surface: RevApi) -> dict[str, Any]:
         f"{surface.prefix}/jobs": {
             "post": {
                 "summary": f"Submit a {surface.job_type} job", "operationId": f"rev_{name}_submit",
+                "parameters": [idempotency.PARAMETER],
                 "requestBody": {"required": True, "content": {
                     "application/json": {"schema": _submission_schema(surface, uploaded=False)},
                     "multipart/form-data": {"schema": {"type": "object", "required": ["media"], "properties": {
                         "media": {"type": "string", "format": "binary"},
                         "options": _submission_schema(surface, uploaded=True)}}}}},
                 "responses": {"200": {"description": "The job, in_progress", "content": job},
-                              "400": _problem("Invalid parameters, or media_url could not be fetched"),
+                              "400": _problem("Invalid parameters, media_url could not be fetched, or a malformed "
+                                              "Idempotency-Key"),
                               "401": _UNAUTHORIZED, "413": _problem("The media is too large"),
-                              "415": _problem("Neither JSON nor multipart")}},
+                              "415": _problem("Neither JSON nor multipart"),
+                              "422": _problem("An Idempotency-Key used for a different request")}},
             "get": {
                 "summary": f"List {surface.job_type} jobs, newest first", "operationId": f"rev_{name}_list",
                 "parameters": [

@@ -34,6 +34,8 @@ class Surface:
     # key as that query parameter; a public surface takes no key.
     query_key: str | None = None
     public: bool = False
+    # Its requests count against their API key's limits (api/limits.py); the peers' internal calls do not.
+    limited: bool = True
     callback_body: CallbackBody | None = None  # None: the native body
     callback_url: Callable[[str, str], str] = field(default=lambda url, job_id: url)  # (url, job id) -> target
     docs_prefix: str | None = None  # the surface also serves its own document and /docs under this prefix

@@ -1,6 +1,7 @@
 """Configuration: every setting comes from a DIARIST_* environment variable (flags override)."""
 from __future__ import annotations
 
+import math
 import os
 import secrets
 from dataclasses import dataclass, field, replace
@@ -48,6 +49,11 @@ class Settings:
     max_media_bytes: int = field(default_factory=lambda: int(_env("MAX_MEDIA_BYTES", str(2 * 1024**3))))
     media_url_timeout: float = field(default_factory=lambda: float(_env("MEDIA_URL_TIMEOUT", "60")))
     session_timeout: float = field(default_factory=lambda: float(_env("SESSION_TIMEOUT", "10")))
+    # Per API key and jobs worker process (api/limits.py): requests a second, with bursts of
+    # rate_burst (default twice the rate), and uploads in progress at once; 0 turns a limit off.
+    rate_limit: float = field(default_factory=lambda: float(_env("RATE_LIMIT", "50")))
+    rate_burst_env: str = field(default_factory=lambda: _env("RATE_BURST", ""))
+    max_concurrent_uploads: int = field(default_factory=lambda: int(_env("MAX_CONCURRENT_UPLOADS", "8")))
     # Callbacks are signed with this key (HMAC-SHA256) when it is set.
     callback_secret: str = field(default_factory=lambda: _env("CALLBACK_SECRET", ""))
     # A callback is tried this many times, waiting backoff, 2 x backoff, 4 x backoff ... between.
@@ -72,6 +78,10 @@ class Settings:
             return self.advertised_url_env.rstrip("/")
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def rate_burst(self) -> int:
+        return int(self.rate_burst_env) if self.rate_burst_env else max(1, math.ceil(2 * self.rate_limit))
 
     @property
     def supervisor_state_file(self) -> Path:

@@ -28,6 +28,14 @@ class NotYetVisible(JobError, TimeoutError):
     """The event is written, but the fold has not taken it within the wait."""
 
 
+class JobExists(JobError):
+    """The job id asked for names a job that another request made (DeepAffects' request_id reused)."""
+
+
+class IdempotencyMismatch(JobError):
+    """The Idempotency-Key already made a job, for a request other than this one."""
+
+
 class MediaTooLarge(JobError):
     def __init__(self, max_bytes: int) -> None:
         super().__init__(f"the media is larger than the {max_bytes} bytes this service takes")

@@ -174,6 +174,15 @@ def _transition(name: str, event: Event) -> Transition:
             "at": event["occurred_at"]}
 
 
+def as_created(job: Job) -> Job:
+    """The job as its created event made it (version 1), whatever happened to it since: how a
+    create answered, and answers again for a repeat of the same request."""
+    created = job["history"][0]
+    event = {"event_id": created["event_id"], "job_id": job["id"], "version": created["version"],
+             "occurred_at": created["at"], "spec": job["spec"]}
+    return queued(CREATED, cast(JobCreated, event))
+
+
 def queued(name: str, event: Event) -> Job:
     """The job as a created (or retried) event queues it; the state an inference worker starts from."""
     at = event["occurred_at"]

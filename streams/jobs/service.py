@@ -26,6 +26,8 @@ from diarist.streams.jobs import lifecycle as lc
 from diarist.streams.jobs.errors import (
     Conflict,
     Gone,
+    IdempotencyMismatch,
+    JobExists,
     MediaEmpty,
     MediaTooLarge,
     MediaUnavailable,
@@ -34,6 +36,7 @@ from diarist.streams.jobs.errors import (
 )
 from diarist.streams.jobs.index import cursor_after, sort_key
 from diarist.streams.jobs.store import JobStore, Publish, media_key, new_job_id, transition
+from diarist.streams.jobs.types import Idempotency
 
 TERMINAL = frozenset({lc.COMPLETED, lc.FAILED, lc.STOPPED, lc.DELETED})
 COMMANDS = ("stop", "retry", "delete")
@@ -56,6 +59,19 @@ class Query:
 class Page:
     jobs: list[lc.Job]
     next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class Once:
+    """A create that an Idempotency-Key makes at most once (api/idempotency.py): the job id the
+    key names, and the hashes kept in the job's spec (diarist.Idempotency) that tell a repeat of
+    the same request from another request."""
+    job_id: str
+    key: str  # of the API key, the surface and the Idempotency-Key
+    fingerprint: str  # of the request
+
+    def record(self) -> Idempotency:
+        return {"key": self.key, "fingerprint": self.fingerprint}
 
 
 @dataclass(frozen=True)
@@ -162,29 +178,59 @@ class JobService:
         """Erases stored media whose job will not be created."""
         self.blobs.delete(media.ref["key"])
 
-    async def create(self, media: StoredMedia, options: dict[str, Any]) -> lc.Job:
-        """Queues a job for stored media; the job, once this worker (or its owner) folded it."""
-        spec = {"filename": media.filename, "media": media.ref, "options": options}
-        owner = self.peers.owner_of(media.job_id)
-        event = lc.make_event(media.job_id, 1, spec=spec)
+    async def create(self, media: StoredMedia, options: dict[str, Any], once: Once | None = None) -> lc.Job:
+        """Queues a job for stored media; the job as created (version 1), once this worker (or its
+        owner) folded it.
+
+        With `once`, the job is the one its Idempotency-Key names: made now, or, for a repeat of
+        the request that made it, the earlier job (see `earlier`); the repeat's media is erased.
+        Two racing repeats both publish a created event; the fold takes the first, and the other
+        finds the job made with other media: it erases its own and answers as a repeat."""
+        if once is not None and (job := await self.earlier(once, media)) is not None:
+            return job
+        job_id = once.job_id if once else media.job_id
+        spec = {"filename": media.filename, "media": media.ref, "options": options,
+                "idempotency": once.record() if once else None}
+        event = lc.make_event(job_id, 1, spec=spec)
         try:
             await self.publish(lc.CREATED, event)
         except BaseException:
             self.discard(media)
             raise
-        queued = lc.queued(lc.CREATED, event)
-        if owner is None:
+        job = await self._folded(job_id) or lc.queued(lc.CREATED, event)
+        if job["spec"]["media"]["key"] != media.ref["key"]:  # another request made this job first
+            self.discard(media)
+            return _repeated(job, once)
+        return lc.as_created(job)
+
+    async def _folded(self, job_id: str) -> lc.Job | None:
+        """The job once the fold took its created event; None when it did not show in time
+        (the event is acknowledged by the broker, acks=all: it will be folded)."""
+        if (owner := self.peers.owner_of(job_id)) is None:
             try:
-                return await self.store.wait_for(media.job_id, lambda j: j is not None) or queued
+                return await self.store.wait_for(job_id, lambda j: j is not None)
             except NotYetVisible:
-                return queued  # acknowledged by the broker (acks=all): it will be folded
+                return None
         deadline = time.monotonic() + 10.0
         while time.monotonic() < deadline:
             try:
-                return await self.peers.read(owner, media.job_id)
+                return await self.peers.read(owner, job_id)
             except NotFound:
                 await asyncio.sleep(0.05)
-        return queued
+        return None
+
+    async def earlier(self, once: Once, media: StoredMedia | None = None) -> lc.Job | None:
+        """The job that `once`'s Idempotency-Key made, as it was created, when this request is
+        the one that made it; None when the key made no job yet. IdempotencyMismatch when the key
+        made its job for another request; JobExists when the job id names a job made without this
+        key. Media stored for this request is erased once a job is found."""
+        try:
+            job = await self.read(once.job_id)
+        except NotFound:
+            return None
+        if media is not None and media.ref["key"] != job["spec"]["media"]["key"]:
+            self.discard(media)
+        return _repeated(job, once)
 
     # Reading.
 
@@ -293,6 +339,16 @@ class JobService:
             raise Conflict(f"cannot {verb} the job: {exc}", exc.status) from None
         except NotYetVisible:
             raise NotYetVisible(f"the {verb} is recorded but not yet applied; read the job again shortly") from None
+
+
+def _repeated(job: lc.Job, once: Once | None) -> lc.Job:
+    """The job as created, for a repeat of the request that made it (see JobService.earlier)."""
+    made = job["spec"].get("idempotency")
+    if once is None or made is None or made["key"] != once.key:
+        raise JobExists(f"the job {job['id']} was made by another request")
+    if made["fingerprint"] != once.fingerprint:
+        raise IdempotencyMismatch("the Idempotency-Key was used for a different request")
+    return lc.as_created(job)
 
 
 def cursor_at(job: lc.Job) -> str:
