@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from diarist.api import cpqd, deepaffects, docs, forwarding, health, native, nyt, rev
+from diarist.api import cpqd, deepaffects, docs, forwarding, health, native, nyt, rev, schema_registry
 from diarist.api.auth import BearerAuth
 from diarist.api.limits import Limits
 from diarist.api.problems import EXCEPTION_HANDLERS
@@ -30,6 +30,7 @@ SURFACES: tuple[Surface, ...] = (
     nyt.surface,
     deepaffects.surface,
     forwarding.surface,
+    schema_registry.surface,
 )
 
 # options.api -> the surface whose words a job's callbacks speak

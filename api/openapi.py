@@ -20,6 +20,7 @@ OPENAPI = "3.1.0"
 METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 BEARER = "bearer"
 APIKEY = "apikey"  # DeepAffects clients send their key as ?apikey=, as DeepAffects takes it
+BASIC = "basic"  # schema registry clients send the key as the password of HTTP Basic
 
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return {**schema, "type": [schema["type"], "null"]}
@@ -123,6 +124,8 @@ COMPONENTS = {
         BEARER: {"type": "http", "scheme": "bearer", "description": "an API key of this service (DIARIST_API_KEYS)"},
         APIKEY: {"type": "apiKey", "in": "query", "name": "apikey",
                  "description": "an API key of this service, where the DeepAffects API takes it"},
+        BASIC: {"type": "http", "scheme": "basic",
+                "description": "an API key of this service as the password (any user name), where the schema registry takes it"},
     },
     "schemas": {"Job": JOB, "JobOptions": JOB_OPTIONS, "Channel": CHANNEL, "Result": RESULT, "Word": WORD,
                 "Problem": PROBLEM},

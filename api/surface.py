@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from diarist.streams.jobs.service import JobService
@@ -34,6 +35,12 @@ class Surface:
     # key as that query parameter; a public surface takes no key.
     query_key: str | None = None
     public: bool = False
+    # The key may also come as the password of HTTP Basic (any user name), as schema registry
+    # clients send it (api/schema_registry.py).
+    basic_password: bool = False
+    # How a request without a valid key is answered, where the surface's clients read another
+    # shape than a problem document: (request, detail) -> the 401 response.
+    unauthorized: Callable[[Request, str], Response] | None = None
     # Its requests count against their API key's limits (api/limits.py); the peers' internal calls do not.
     limited: bool = True
     callback_body: CallbackBody | None = None  # None: the native body

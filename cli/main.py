@@ -27,6 +27,14 @@ def _ensure_topics(settings: Settings) -> None:
     ensure_topics(settings.bootstrap, topic_specs(settings))
 
 
+def _use_schema_registry(settings: Settings) -> None:
+    """With DIARIST_SCHEMA_REGISTRY_URL, registers the schemas there and writes with its ids."""
+    if settings.schema_registry_url:
+        from diarist.schemas.external import use_registry
+
+        use_registry(settings.schema_registry_url)
+
+
 def _run_faust(app, settings: Settings) -> None:
     import faust
 
@@ -40,6 +48,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
     settings = _settings(args)
     _ensure_topics(settings)
+    _use_schema_registry(settings)
     worker = JobsWorker(settings)
     serve_edge_in(worker)
     _run_faust(worker.app, settings)
@@ -51,6 +60,7 @@ def cmd_inference(args: argparse.Namespace) -> None:
 
     settings = _settings(args)
     _ensure_topics(settings)
+    _use_schema_registry(settings)
     _run_faust(InferenceWorker(settings).app, settings)
 
 

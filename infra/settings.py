@@ -60,6 +60,9 @@ class Settings:
     callback_attempts: int = field(default_factory=lambda: int(_env("CALLBACK_ATTEMPTS", "5")))
     callback_backoff_seconds: float = field(default_factory=lambda: float(_env("CALLBACK_BACKOFF_SECONDS", "4")))
     log_level: str = field(default_factory=lambda: _env("LOG_LEVEL", "warn"))
+    # An external schema registry (Confluent, Karapace, Apicurio's ccompat API) to register the schemas
+    # in and frame with its ids (schemas/external.py); credentials as https://user:password@host.
+    schema_registry_url: str = field(default_factory=lambda: _env("SCHEMA_REGISTRY_URL", ""))
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
