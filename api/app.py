@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from diarist.api import cpqd, deepaffects, docs, forwarding, health, native, nyt, rev, schema_registry
+from diarist.api import cpqd, deepaffects, docs, forwarding, health, metrics, native, nyt, rev, schema_registry
 from diarist.api.auth import BearerAuth
 from diarist.api.limits import Limits
 from diarist.api.problems import EXCEPTION_HANDLERS
@@ -31,6 +31,7 @@ SURFACES: tuple[Surface, ...] = (
     deepaffects.surface,
     forwarding.surface,
     schema_registry.surface,
+    metrics.surface,
 )
 
 # options.api -> the surface whose words a job's callbacks speak
@@ -44,7 +45,8 @@ routes: list[BaseRoute] = [*(route for surface in SURFACES for route in surface.
 def create_edge(worker: JobsWorker) -> Starlette:
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(BearerAuth, keys=worker.settings.api_keys(), surfaces=SURFACES,
+        middleware=[Middleware(metrics.HttpMetrics, routes=routes),  # outermost: refused requests count too
+                    Middleware(BearerAuth, keys=worker.settings.api_keys(), surfaces=SURFACES,
                                public_routes=DOC_ROUTES),
                     # inside BearerAuth: limits are per authenticated key
                     Middleware(Limits, surfaces=SURFACES, rate=worker.settings.rate_limit,

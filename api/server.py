@@ -21,8 +21,10 @@ class _EdgeServer(uvicorn.Server):
 def serve_edge_in(worker: JobsWorker) -> None:
     """Adds the edge, and the callbacks sender that speaks each surface's words, to the worker as
     tasks of its app."""
+    # With JSON logs, uvicorn's own lines go through the root logger's JSON handler (infra/logs.py).
+    plain = {} if worker.settings.log_format != "json" else {"log_config": None}
     config = uvicorn.Config(create_edge(worker), host=worker.settings.host, port=worker.settings.port,
-                            log_level="warning", lifespan="off")
+                            log_level="warning", lifespan="off", **plain)
     server = _EdgeServer(config)
 
     async def serve() -> None:

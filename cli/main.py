@@ -35,10 +35,28 @@ def _use_schema_registry(settings: Settings) -> None:
         use_registry(settings.schema_registry_url)
 
 
-def _run_faust(app, settings: Settings) -> None:
+def _logging_config(settings: Settings) -> dict | None:
+    """DIARIST_LOG_FORMAT's logging configuration (infra/logs.py), applied now for what is logged
+    before Faust starts, and handed to Faust, which configures logging again when its worker starts."""
+    import logging.config
+
+    from diarist.infra.logs import level_number, logging_config
+
+    try:
+        config = logging_config(settings.log_format, settings.log_level)
+    except ValueError as exc:
+        sys.exit(f"diarist: {exc}")
+    if config is not None:
+        logging.config.dictConfig(config)
+    else:
+        logging.basicConfig(level=level_number(settings.log_level))
+    return config
+
+
+def _run_faust(app, settings: Settings, logging_config: dict | None = None) -> None:
     import faust
 
-    faust.Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+    faust.Worker(app, loglevel=settings.log_level, quiet=True, logging_config=logging_config).execute_from_commandline()
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
@@ -47,11 +65,12 @@ def cmd_worker(args: argparse.Namespace) -> None:
     from diarist.streams.jobs.worker import JobsWorker
 
     settings = _settings(args)
+    logging_config = _logging_config(settings)
     _ensure_topics(settings)
     _use_schema_registry(settings)
     worker = JobsWorker(settings)
     serve_edge_in(worker)
-    _run_faust(worker.app, settings)
+    _run_faust(worker.app, settings, logging_config)
 
 
 def cmd_inference(args: argparse.Namespace) -> None:
@@ -59,9 +78,16 @@ def cmd_inference(args: argparse.Namespace) -> None:
     from diarist.streams.inference.worker import InferenceWorker
 
     settings = _settings(args)
+    logging_config = _logging_config(settings)
     _ensure_topics(settings)
     _use_schema_registry(settings)
-    _run_faust(InferenceWorker(settings).app, settings)
+    worker = InferenceWorker(settings)
+    if settings.inference_metrics_port:
+        from diarist.streams import metrics
+
+        metrics.count_dead_letters(getattr(worker, "dead_letters", None))
+        metrics.serve_inference_metrics(settings.inference_metrics_port, settings.host)
+    _run_faust(worker.app, settings, logging_config)
 
 
 def cmd_up(args: argparse.Namespace) -> None:

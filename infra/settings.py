@@ -60,6 +60,10 @@ class Settings:
     callback_attempts: int = field(default_factory=lambda: int(_env("CALLBACK_ATTEMPTS", "5")))
     callback_backoff_seconds: float = field(default_factory=lambda: float(_env("CALLBACK_BACKOFF_SECONDS", "4")))
     log_level: str = field(default_factory=lambda: _env("LOG_LEVEL", "warn"))
+    # json: one JSON object a line, with job_id where there is one (infra/logs.py); text: Faust's own lines.
+    log_format: str = field(default_factory=lambda: _env("LOG_FORMAT", "text"))
+    # Each inference worker serves its Prometheus metrics on this port, on DIARIST_HOST (0: none).
+    inference_metrics_port: int = field(default_factory=lambda: int(_env("INFERENCE_METRICS_PORT", "0")))
     # An external schema registry (Confluent, Karapace, Apicurio's ccompat API) to register the schemas
     # in and frame with its ids (schemas/external.py); credentials as https://user:password@host.
     schema_registry_url: str = field(default_factory=lambda: _env("SCHEMA_REGISTRY_URL", ""))

@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from diarist.streams.jobs.index import InvalidCursor, JobIndex
+from diarist.streams.jobs.index import COUNT, COUNTS_KEPT, InvalidCursor, JobIndex
 
 pytestmark = pytest.mark.unit
 
@@ -122,3 +122,30 @@ def test_a_job_that_moves_on_is_no_longer_due(index):
     # Ending again counts the retention from the new end.
     index.put(ended(1, "COMPLETED", 0, ended_after=3600))
     assert index.due(later) == [] and index.due(later + timedelta(hours=1)) == ["job001"]
+
+
+def test_counts_by_status_and_api_follow_every_change(tmp_path):
+    def made(n: int, status: str = "QUEUED", api: str | None = None) -> dict:
+        made = job(n, status)
+        if api:
+            made["spec"]["options"]["api"] = api
+        return made
+
+    index = JobIndex(tmp_path / "index")
+    for n in range(5):
+        index.put(made(n, api="nyt" if n < 2 else None))
+    assert index.counts() == {("QUEUED", "nyt"): 2, ("QUEUED", "diarist"): 3}
+    index.put(made(0, "IN_PROGRESS", "nyt"))
+    index.put(made(0, "IN_PROGRESS", "nyt"))  # idempotent
+    index.put(made(2, "COMPLETED"))
+    assert index.counts() == {("QUEUED", "nyt"): 1, ("IN_PROGRESS", "nyt"): 1, ("QUEUED", "diarist"): 2,
+                              ("COMPLETED", "diarist"): 1}
+    index.reconcile([made(0, "IN_PROGRESS", "nyt"), made(2, "COMPLETED")])  # the others moved away
+    assert index.counts() == {("IN_PROGRESS", "nyt"): 1, ("COMPLETED", "diarist"): 1}
+    # An index made before counts were kept makes them from its entries when opened.
+    index.db.delete(COUNTS_KEPT)
+    index.db[f"{COUNT}\x00QUEUED\x00diarist"] = 40
+    index.close()
+    reopened = JobIndex(tmp_path / "index")
+    assert reopened.counts() == {("IN_PROGRESS", "nyt"): 1, ("COMPLETED", "diarist"): 1}
+    reopened.close()

@@ -124,6 +124,11 @@ def test_progress_is_reported_as_the_audio_is_transcribed(base, tmp_path):
     result = run(base, dialogue(tmp_path / "d.wav", 2) and tmp_path / "d.wav")
     percents = [data["percent"] for kind, data in result["events"] if kind == "progress"]
     assert percents and percents == sorted(percents) and 50 < percents[-1] <= 99
+    [timings] = [data for kind, data in result["events"] if kind == "timings"]
+    stages = ("decode", "vad", "diarization", "language", "transcription")
+    assert all(timings[stage] >= 0 for stage in stages) and timings["transcription"] > 0
+    assert sum(timings[stage] for stage in stages) <= timings["total"] + 0.01
+    assert timings["media_seconds"] == result["duration"]
 
 
 def test_hint_words_reach_the_decoder(base, tmp_path):

@@ -7,6 +7,7 @@ Plain functions over a loaded transcriber; they run inside the engine process
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,13 +39,26 @@ class OptionError(ValueError):
 
 
 def run(transcriber: Transcriber, path: Path, options: dict[str, Any], emit: Emit) -> dict[str, Any]:
-    """Runs the whole pipeline and returns the result document."""
+    """Runs the whole pipeline and returns the result document; before it, reports the seconds
+    each stage took as `emit("timings", {stage: seconds, ..., "total", "media_seconds"})`."""
+    timings: dict[str, float] = {}
+    started = lap = time.perf_counter()
+
+    def timed(stage: str) -> None:
+        nonlocal lap
+        now = time.perf_counter()
+        timings[stage] = round(now - lap, 4)
+        lap = now
+
     media = probe(path)
     with tempfile.TemporaryDirectory(prefix="diarist-audio-") as work:
         channels = decode_channels(path, Path(work))
         repeats = duplicates(channels)
+        timed("decode")
         regions = [find_speech(audio) if repeats[c] is None else [] for c, audio in enumerate(channels)]
+        timed("vad")
         turns = _speaker_turns(channels, regions, repeats, options)
+        timed("diarization")
         infos = [_channel_info(c, audio, regions[c], repeats[c]) for c, audio in enumerate(channels)]
         speakers = len({(c, t.speaker) for c, channel_turns in enumerate(turns) for t in channel_turns})
         speech = sum(info["speech"] for info in infos if info["redundant_of"] is None)
@@ -52,15 +66,18 @@ def run(transcriber: Transcriber, path: Path, options: dict[str, Any], emit: Emi
                           "channels": infos})
 
         language, probability, languages = _language(transcriber, channels, regions, options)
+        timed("language")
         result = {"task": options.get("task") or "TRANSCRIPTION", "language": language,
                   "language_probability": probability,
                   "language_confidences": [{"language": code, "confidence": round(float(p), 4)} for code, p in languages],
                   "duration": round(max((len(a) for a in channels), default=0) / SAMPLE_RATE, 3),
                   "speakers": speakers, "channels": infos, "segments": []}
-        if result["task"] == "LANGUAGE_IDENTIFICATION":
-            return result
-        result["segments"] = _transcribe(transcriber, channels, regions, turns, language,
-                                         options.get("hints") or [], emit)
+        if result["task"] != "LANGUAGE_IDENTIFICATION":
+            result["segments"] = _transcribe(transcriber, channels, regions, turns, language,
+                                             options.get("hints") or [], emit)
+            timed("transcription")
+        emit("timings", {**timings, "total": round(time.perf_counter() - started, 4),
+                         "media_seconds": result["duration"]})
         return result
 
 

@@ -16,8 +16,10 @@ import socket
 import time
 from functools import partial
 
+from diarist.infra.logs import job_context
 from diarist.infra.settings import Settings
 from diarist.schemas import codec
+from diarist.streams import metrics
 from diarist.streams.app import dead_letters, faust_app, publish
 from diarist.streams.blobs import LocalBlobStore
 from diarist.streams.deadletters import Source
@@ -97,6 +99,10 @@ class InferenceWorker:
             await self._run_with_retries(name, payload, partition, offset)
 
     async def _run_with_retries(self, name: str, queued_event: lc.Event, partition: int, offset: int) -> None:
+        with job_context(queued_event["job_id"]):  # every line logged meanwhile names the job
+            await self._attempts(name, queued_event, partition, offset)
+
+    async def _attempts(self, name: str, queued_event: lc.Event, partition: int, offset: int) -> None:
         """Runs the job; an unexpected error is tried again, then fails the job, so that a job
         is never left IN_PROGRESS by a worker that goes on."""
         for attempt in range(1, RUN_ATTEMPTS + 1):
@@ -152,6 +158,11 @@ class InferenceWorker:
                     await transition(tail, self.publish, job_id, lc.DIARIZED, **data)
                 except Conflict:
                     pass  # the stop watcher ends the run
+            elif kind == "timings":
+                metrics.pipeline_timed(data)
+                log.info("job %s: %.1f s of media in %.1f s (%s)", job_id, data["media_seconds"], data["total"],
+                         ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in data.items()
+                                   if stage not in ("total", "media_seconds")))
             elif kind == "progress" and time.monotonic() - last_progress >= PROGRESS_EVERY:
                 last_progress = time.monotonic()
                 await self.publish(lc.PROGRESS, lc.make_event(job_id, tail.job["version"], **data))
@@ -159,6 +170,7 @@ class InferenceWorker:
         try:
             result = await self.process(engine, model).run(media, options, on_message, cancelled)
         except Cancelled:
+            metrics.INFERENCE_RUNS.labels("stopped").inc()
             log.info("job %s stopped while running", job_id)
             if (engine, model) == self.default_engine:  # killed with the run: be ready for the next job
                 self._reloading = asyncio.ensure_future(self._load_default_model())
@@ -175,10 +187,12 @@ class InferenceWorker:
             await transition(tail, self.publish, job_id, lc.COMPLETED_EVENT,
                              result={"key": key, "md5": md5, "size": size},
                              language=result["language"], language_probability=result["language_probability"])
+            metrics.INFERENCE_RUNS.labels("completed").inc()
         except Conflict:
             self.blobs.delete(key)  # stopped or deleted while the result was being written
 
     async def _fail(self, journal: Journal, job_id: str, reason: str) -> None:
+        metrics.INFERENCE_RUNS.labels("failed").inc()
         try:
             await transition(journal, self.publish, job_id, lc.FAILED_EVENT, reason=reason)
         except Conflict:

@@ -50,7 +50,9 @@ import httpx
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
+from diarist.infra.logs import JOB_ID
 from diarist.infra.settings import Settings
+from diarist.streams import metrics
 from diarist.streams.deadletters import DeadLetters, Source
 from diarist.streams.jobs import lifecycle as lc
 from diarist.streams.jobs.errors import JobError
@@ -109,6 +111,7 @@ async def post(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[s
             if response.status_code < 500 and response.status_code not in RETRIED_STATUSES:
                 return reason
         if attempt < attempts:
+            metrics.CALLBACK_RETRIES.inc()
             await asyncio.sleep(backoff * 2 ** (attempt - 1))
     return f"{reason}, {attempts} attempts"
 
@@ -208,6 +211,7 @@ class CallbackSender:
     async def _announce(self, name: str, event: lc.Event) -> None:
         if name not in lc.ENDINGS:
             return
+        JOB_ID.set(event["job_id"])  # for what this delivery logs: each delivery is a task of its own
         job = await self._job_at(event)
         if job is None or not job["spec"]["options"]["callback_urls"] or not announces(job, name, event):
             return
@@ -217,6 +221,7 @@ class CallbackSender:
         reasons = await asyncio.gather(*(post(self.receivers, url, body, headers, self.settings.callback_attempts,
                                               self.settings.callback_backoff_seconds) for url in callback.urls))
         for url, reason in zip(callback.urls, reasons):
+            metrics.CALLBACK_DELIVERIES.labels("delivered" if reason is None else "failed").inc()
             if reason is not None:
                 log.warning("job %s: the callback to %s failed: %s", job["id"], url, reason)
                 failed = lc.make_event(job["id"], event["version"], url=url, reason=reason)

@@ -7,6 +7,9 @@ event it folds (idempotently), and it is rebuilt from the jobs table when it is 
 
 The same goes for retention: an ended job with delete_after_seconds has an expiry key, sorted
 by the time it is due for deletion, so finding the due jobs is one range walk too.
+
+And for the number of jobs in each status, per API they came through (/metrics): a count key per
+(status, api), kept as entries change, so reading them walks a few keys whatever the jobs.
 """
 from __future__ import annotations
 
@@ -26,6 +29,8 @@ SEP = "\x00"
 _INVERT = 10**13
 EXPIRY = "e"  # key prefix of the jobs due for deletion, soonest first
 ENDED = frozenset({Status.COMPLETED, Status.FAILED, Status.STOPPED})
+COUNT = "n"  # key prefix of the counts: n<SEP><status><SEP><api> -> how many jobs
+COUNTS_KEPT = f"m{SEP}counts"  # set once the counts were made from the entries (an index made before them)
 
 
 def _millis(at: datetime) -> int:
@@ -60,13 +65,15 @@ class JobIndex:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = Rdict(str(path))
+        if self.db.get(COUNTS_KEPT) is None:
+            self._recount()
 
     def put(self, job: Job) -> None:
         """Indexes the job as it is now, dropping its keys for what it was."""
         options = job["spec"]["options"]
         entry = {"status": job["status"], "tag": options["tag"], "task": options.get("task", Task.TRANSCRIPTION),
                  "filename": job["spec"]["filename"], "inv": _inverted(job["created_at"]),
-                 "expires": _expiry(job)}
+                 "expires": _expiry(job), "api": options.get("api", "diarist")}
         old = self.db.get(f"j{SEP}{job['id']}")
         old = json.loads(old) if old else None
         if old == entry:
@@ -74,8 +81,10 @@ class JobIndex:
         if old:
             for key in self._keys(job["id"], old):
                 self.db.delete(key)
+            self._count(old, -1)
         for key in self._keys(job["id"], entry):
             self.db[key] = b""
+        self._count(entry, 1)
         self.db[f"j{SEP}{job['id']}"] = json.dumps(entry)
 
     def reconcile(self, jobs: Iterable[Job]) -> int:
@@ -95,7 +104,45 @@ class JobIndex:
         for job_id, entry in gone:
             for key in [*self._keys(job_id, entry), f"j{SEP}{job_id}"]:
                 self.db.delete(key)
+            self._count(entry, -1)
         return len(keep)
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """(status, api) -> how many of the indexed jobs (this worker's) are in that status."""
+        found = {}
+        it = self.db.iter()
+        it.seek(f"{COUNT}{SEP}")
+        while it.valid() and it.key().startswith(f"{COUNT}{SEP}"):
+            _, status, api = it.key().split(SEP)
+            if it.value():
+                found[status, api] = int(it.value())
+            it.next()
+        return found
+
+    def _count(self, entry: dict, change: int) -> None:
+        key = f"{COUNT}{SEP}{entry['status']}{SEP}{entry.get('api') or 'diarist'}"
+        n = int(self.db.get(key) or 0) + change
+        if n > 0:
+            self.db[key] = n
+        else:
+            self.db.delete(key)
+
+    def _recount(self) -> None:
+        """Makes the counts from the entries (once: for an index made before counts were kept)."""
+        stale = []
+        it = self.db.iter()
+        it.seek(f"{COUNT}{SEP}")
+        while it.valid() and it.key().startswith(f"{COUNT}{SEP}"):
+            stale.append(it.key())
+            it.next()
+        for key in stale:
+            self.db.delete(key)
+        it = self.db.iter()
+        it.seek(f"j{SEP}")
+        while it.valid() and it.key().startswith(f"j{SEP}"):
+            self._count(json.loads(it.value()), 1)
+            it.next()
+        self.db[COUNTS_KEPT] = b"1"
 
     def page(self, *, created_after: datetime | None = None, created_before: datetime | None = None,
              cursor: str | None = None, limit: int = 50, **filters: str | None) -> Page:

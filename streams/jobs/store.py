@@ -6,12 +6,15 @@ publishing a lifecycle event and waiting for the fold to take it (`transition`).
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, Protocol
 
+from diarist.infra.logs import job_context
 from diarist.schemas import codec
+from diarist.streams import metrics
 from diarist.streams.blobs import LocalBlobStore
 from diarist.streams.jobs import lifecycle as lc
 from diarist.streams.jobs.errors import Conflict, NotFound, NotYetVisible
@@ -19,6 +22,7 @@ from diarist.streams.jobs.index import JobIndex
 
 Publish = Callable[[str, lc.Event], Awaitable[None]]
 JOB_SCHEMA = "diarist.Job"
+log = logging.getLogger(__name__)
 
 
 class Journal(Protocol):
@@ -70,18 +74,23 @@ class JobStore:
     def apply(self, name: str, event: lc.Event) -> lc.Job | None:
         """Folds one event into the table. Only the jobs agent calls this."""
         job_id = event["job_id"]
-        before = self.get(job_id)
-        after = lc.fold(before, name, event)
-        if after is not before:
-            self.table[job_id] = codec().encode(JOB_SCHEMA, after)
-        if after is not None:
-            # Also on a refused (replayed) event: these side effects are idempotent, and a
-            # crash may have come between the table write and them.
-            self.index.put(after)
-            if after["status"] == lc.DELETED:
-                self.erase(after)
-        self.watchers.changed(job_id)
-        return after
+        with job_context(job_id):
+            before = self.get(job_id)
+            after = lc.fold(before, name, event)
+            if after is not before:
+                self.table[job_id] = codec().encode(JOB_SCHEMA, after)
+                if after is not None and name != lc.PROGRESS:
+                    metrics.transition_folded(name, after)
+                    log.info("job %s is %s (version %d, %s)", job_id, after["status"], after["version"],
+                             lc.EVENT_WORDS.get(name, name))
+            if after is not None:
+                # Also on a refused (replayed) event: these side effects are idempotent, and a
+                # crash may have come between the table write and them.
+                self.index.put(after)
+                if after["status"] == lc.DELETED:
+                    self.erase(after)
+            self.watchers.changed(job_id)
+            return after
 
     def erase(self, job: lc.Job) -> None:
         self.blobs.delete(job["spec"]["media"]["key"])
