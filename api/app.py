@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from diarist.api import cpqd, deepaffects, docs, forwarding, health, metrics, native, nyt, rev, schema_registry
+from diarist.api import cpqd, deepaffects, docs, events, forwarding, health, metrics, native, nyt, rev, schema_registry, ui
 from diarist.api.auth import BearerAuth
 from diarist.api.limits import Limits
 from diarist.api.problems import EXCEPTION_HANDLERS
@@ -24,6 +24,8 @@ from diarist.streams.jobs.worker import JobsWorker
 
 SURFACES: tuple[Surface, ...] = (
     native.surface,
+    events.surface,
+    ui.surface,
     health.surface,
     cpqd.surface,
     rev.surface,

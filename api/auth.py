@@ -1,7 +1,9 @@
 """API-key authentication, as each surface declares it (api/surface.py): `Authorization: Bearer
 <key>` everywhere; on a surface with a query_key (DeepAffects' `apikey`), the key may come as that
 query parameter instead, as its clients send it; on a surface with basic_password (the schema
-registry), as the password of `Authorization: Basic`; public surfaces and the documentation take none."""
+registry), as the password of `Authorization: Basic`; on a surface with cookie (the native API and its
+events), as the status pages' session cookie, for their own requests only (api/session.py); public
+surfaces and the documentation take none."""
 from __future__ import annotations
 
 import base64
@@ -12,6 +14,7 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from diarist.api import session
 from diarist.api.problems import problem_response
 from diarist.api.surface import Surface
 
@@ -40,6 +43,12 @@ class BearerAuth:
             return await self.app(scope, receive, send)
         request = Request(scope)
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if surface is not None and surface.cookie and not token and (cookie := session.cookie_key(request, self.keys)):
+            # The status pages' session (api/session.py): their own requests only.
+            if reason := session.refusal(request, cookie):
+                return await problem_response(request, 403, reason)(scope, receive, send)
+            scope[API_KEY] = cookie
+            return await self.app(scope, receive, send)
         query_key = request.query_params.get(query_param, "") if query_param else ""
         bearer_known = scheme.lower() == "bearer" and self._known(token.strip())
         basic_key = _basic_password(token) if surface and surface.basic_password and scheme.lower() == "basic" else ""

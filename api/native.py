@@ -243,4 +243,4 @@ paths = {
 }
 
 surface = Surface("jobs", "The native job API: create, read, list, count, result, stop, retry, delete.", routes, paths,
-                  apis=("diarist",))
+                  apis=("diarist",), cookie=True)

@@ -124,6 +124,9 @@ COMPONENTS = {
         BEARER: {"type": "http", "scheme": "bearer", "description": "an API key of this service (DIARIST_API_KEYS)"},
         APIKEY: {"type": "apiKey", "in": "query", "name": "apikey",
                  "description": "an API key of this service, where the DeepAffects API takes it"},
+        # the status pages' sign-in (api/session.py), taken by the native API and its events for the pages' own requests
+        "session": {"type": "apiKey", "in": "cookie", "name": "diarist_session",
+                    "description": "the status pages' session: the API key given at /ui/login"},
         BASIC: {"type": "http", "scheme": "basic",
                 "description": "an API key of this service as the password (any user name), where the schema registry takes it"},
     },

@@ -35,6 +35,9 @@ class Surface:
     # key as that query parameter; a public surface takes no key.
     query_key: str | None = None
     public: bool = False
+    # The key may also come as the status pages' session cookie, for their own requests only
+    # (api/session.py): the native API and its events, which the pages call.
+    cookie: bool = False
     # The key may also come as the password of HTTP Basic (any user name), as schema registry
     # clients send it (api/schema_registry.py).
     basic_password: bool = False

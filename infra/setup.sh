@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what diarist needs on one machine: Java and Maven for the embedded Kafka broker,
-# the Python package with its models, and with --test the test tools (espeak-ng, sox, pytest).
+# the Python package with its models, and with --test the test tools (espeak-ng, sox, chromium, pytest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +10,8 @@ command -v mvn >/dev/null || want+=(maven)
 if [[ "${1:-}" == "--test" ]]; then
   command -v espeak-ng >/dev/null || want+=(espeak-ng)
   command -v sox >/dev/null || want+=(sox)
+  # the status pages' browser tests drive Debian's chromium with Playwright (never `playwright install`)
+  command -v chromium >/dev/null || want+=(chromium chromium-driver)
 fi
 if ((${#want[@]})); then
   sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
