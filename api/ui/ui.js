@@ -38,10 +38,12 @@ const diarist = (() => {
 
   function badge(status) { return el("span", {class: `status ${status}`, text: status}); }
 
+  // A time, in the browser's zone; without the year when it is this year's.
   function when(iso) {
     if (!iso) return "—";
     const at = new Date(iso);
-    return at.toLocaleString(undefined, {year: "numeric", month: "short", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit"});
+    const year = at.getFullYear() === new Date().getFullYear() ? undefined : "numeric";
+    return at.toLocaleString(undefined, {year, month: "short", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit"});
   }
 
   function seconds(value) {
