@@ -26,6 +26,7 @@ class Reader(threading.Thread):
         self.url = url
         self.events: list[tuple[str, dict]] = []
         self.opened = threading.Event()
+        self.read_first = threading.Event()
         self.ended = threading.Event()
         self.status: int | None = None
         self.content_type = ""
@@ -43,8 +44,9 @@ class Reader(threading.Thread):
                 for line in response.iter_lines():
                     if self.halt:
                         return
-                    if not self.first_line:
+                    if not self.read_first.is_set():
                         self.first_line = line
+                        self.read_first.set()
                     if line.startswith("event: "):
                         name = line[7:]
                     elif line.startswith("data: "):
@@ -89,7 +91,8 @@ def ended(job_id: str, *statuses: str):
 def test_every_change_of_every_job_comes_as_an_event(service, speech):
     everything = Reader(f"{service.url}/v1/events")
     assert everything.opened.wait(30) and everything.status == 200
-    assert everything.content_type.startswith("text/event-stream") and everything.first_line == "retry: 2000"
+    assert everything.content_type.startswith("text/event-stream")
+    assert everything.read_first.wait(10) and everything.first_line == "retry: 2000"
     try:
         with service.client() as api:
             job = submit(api, speech[0], '{"tag": "events"}')
