@@ -155,7 +155,8 @@ async def _refuse_unless_short(request: Request, media: StoredMedia) -> None:
     synchronous transcription."""
     jobs = job_service(request)
     try:
-        duration = (await asyncio.to_thread(probe, jobs.blobs.path(media.ref["key"])))["duration"]
+        with await jobs.blobs.open_reader(media.ref["key"]) as reader:  # ranged reads of the header, not a copy
+            duration = (await asyncio.to_thread(probe, reader))["duration"]
     except MediaError as exc:
         problem = Problem(422, str(exc))
     else:
@@ -163,7 +164,7 @@ async def _refuse_unless_short(request: Request, media: StoredMedia) -> None:
             return
         problem = Problem(413, f"the media lasts {duration:.1f} s; synchronous transcription takes at most "
                                f"{SYNC_MAX_SECONDS:g} s: create a job with /trd/v3/job/create instead")
-    jobs.discard(media)
+    await jobs.discard(media)
     raise problem
 
 

@@ -87,7 +87,7 @@ async def answer_peer(request: Request) -> JSONResponse:
         if operation == "read":
             body: dict[str, Any] = {"job": _wire(jobs.local_read(args["job_id"]))}
         elif operation == "result":
-            body = {"result": jobs.local_result(args["job_id"])}
+            body = {"result": await jobs.local_result(args["job_id"])}
         elif operation == "command":
             body = {"job": _wire(await jobs.local_command(args["job_id"], args["verb"]))}
         elif operation == "page":
@@ -141,8 +141,9 @@ paths = {
                 "400": {"description": "not a peer call", "content": {"application/problem+json": {
                     "schema": {"$ref": "#/components/schemas/Problem"}}}},
                 "401": {"$ref": "#/components/responses/Unauthorized"},
-                "404": {"description": "no such job, or no such operation", "content": {"application/json": {
-                    "schema": {"type": "object"}}}},
+                "404": {"description": "no such job (a peer's answer), or no such operation (a problem)", "content": {
+                    "application/json": {"schema": {"type": "object"}},
+                    "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}},
                 "409": {"description": "the job's state refused it", "content": {"application/json": {
                     "schema": {"type": "object"}}}},
                 "410": {"description": "the job was deleted", "content": {"application/json": {

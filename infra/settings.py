@@ -34,6 +34,13 @@ class Settings:
     advertised_url_env: str = field(default_factory=lambda: _env("ADVERTISED_URL", ""))
     # Shared by every worker of a deployment: uploads land on one, inference reads on another.
     blob_dir_env: str = field(default_factory=lambda: _env("BLOB_DIR", ""))
+    # Or an S3-compatible store for them, s3://bucket/prefix (streams/blobs.py; file:///path is a
+    # local directory too), at this endpoint (empty: AWS itself) and region; credentials are the
+    # usual AWS_* variables. The addressing style is path with an endpoint of one's own, else auto.
+    blob_url: str = field(default_factory=lambda: _env("BLOB_URL", ""))
+    s3_endpoint_url: str = field(default_factory=lambda: _env("S3_ENDPOINT_URL", ""))
+    s3_region: str = field(default_factory=lambda: _env("S3_REGION", ""))
+    s3_addressing_style: str = field(default_factory=lambda: _env("S3_ADDRESSING_STYLE", ""))
     # Empty means: run the embedded broker (`diarist up`) and use it.
     bootstrap_servers: str = field(default_factory=lambda: _env("BOOTSTRAP_SERVERS", ""))
     broker_port: int = field(default_factory=lambda: int(_env("BROKER_PORT", "9092")))

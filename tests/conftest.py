@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from diarist.infra.broker import KafkaBroker
+from diarist.infra.seaweedfs import SeaweedFS
 
 from .audio import SENTENCES, long_text, speak
 from .service import Service, free_port
@@ -28,6 +29,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def _unit_tests_use_no_broker(request: pytest.FixtureRequest) -> None:
     if request.node.get_closest_marker("unit") and "kafka" in request.fixturenames:
         pytest.fail("a unit test asked for the Kafka broker: mark it system")
+    if request.node.get_closest_marker("unit") and "seaweedfs" in request.fixturenames:
+        pytest.fail("a unit test asked for the S3 server: mark it system")
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +39,15 @@ def kafka(tmp_path_factory) -> KafkaBroker:
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory) -> SeaweedFS:
+    """A real S3 server for the session (SeaweedFS's `weed mini`, every port free and on loopback)."""
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

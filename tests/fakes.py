@@ -23,7 +23,7 @@ class FoldingPublisher:
         assert self.store is not None
         decoded_name, decoded = codec().decode(codec().encode(name, event))
         self.published.append((decoded_name, decoded))
-        self.store.apply(decoded_name, decoded)
+        await self.store.fold(decoded_name, decoded)
 
 
 def job_service(root: Path, max_media_bytes: int = 1 << 20) -> JobService:

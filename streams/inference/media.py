@@ -8,7 +8,7 @@ channel is 230 MB) until the kernel needs them back.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import av
 import numpy as np
@@ -25,10 +25,11 @@ class MediaError(ValueError):
     """The media cannot be used; the message is meant for the person who sent it."""
 
 
-def probe(path: Path) -> dict[str, Any]:
-    """Container and first-audio-stream facts, as the MediaInfo schema holds them."""
+def probe(source: Path | BinaryIO) -> dict[str, Any]:
+    """Container and first-audio-stream facts, as the MediaInfo schema holds them, from a file or
+    a seekable file object (a blob store's reader: PyAV reads the header, not the whole media)."""
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(source) if isinstance(source, Path) else source) as container:
             if not container.streams.audio:
                 raise MediaError("the file holds no audio stream")
             stream = container.streams.audio[0]

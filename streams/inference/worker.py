@@ -13,15 +13,16 @@ import json
 import logging
 import os
 import socket
+import tempfile
 import time
 from functools import partial
+from pathlib import Path
 
 from diarist.infra.logs import job_context
 from diarist.infra.settings import Settings
 from diarist.schemas import codec
-from diarist.streams import metrics
+from diarist.streams import blobs, metrics
 from diarist.streams.app import dead_letters, faust_app, publish
-from diarist.streams.blobs import LocalBlobStore
 from diarist.streams.deadletters import Source
 from diarist.streams.heartbeats import HEARTBEAT_SCHEMA
 from diarist.streams.inference.process import Cancelled, InferenceProcess, JobFailed
@@ -46,7 +47,9 @@ class InferenceWorker:
         self.app = faust_app(self.names.inference_app, settings)
         self.events_topic = self.app.topic(self.names.events, key_serializer="raw", value_serializer="raw")
         self.heartbeat_topic = self.app.topic(self.names.heartbeats, key_serializer="raw", value_serializer="raw")
-        self.blobs = LocalBlobStore(settings.blob_dir)
+        self.blobs = blobs.from_settings(settings)
+        # Media from a store that is not a local directory is copied here for the run (PyAV decodes a file).
+        self.scratch = Path(tempfile.gettempdir()) / f"diarist-media-{os.getpid()}"
         self.processes: dict[tuple[str, str], InferenceProcess] = {}
         # Logged and sent to the dead-letter topic; the jobs workers' /healthz counts their own.
         self.dead_letters = dead_letters(self.app, self.names.dead_letters)
@@ -56,6 +59,7 @@ class InferenceWorker:
         idle_check = min(30.0, max(1.0, settings.model_idle_seconds / 2))
         self.app.timer(idle_check, name="unload-idle-processes")(self._unload_idle_processes)
         self.app.task(self._load_default_model)
+        self.app.on_before_shutdown.connect(self._close_blobs)
 
     @property
     def default_engine(self) -> tuple[str, str]:
@@ -69,6 +73,9 @@ class InferenceWorker:
 
     async def publish(self, name: str, event: lc.Event) -> None:
         await publish(self.events_topic, name, event)
+
+    async def _close_blobs(self, app: object, **kwargs: object) -> None:
+        await self.blobs.close()
 
     async def _load_default_model(self) -> None:
         await self.process(*self.default_engine).start()
@@ -139,14 +146,18 @@ class InferenceWorker:
         options = dict(spec["options"])
         model = options.get("model") or self.settings.model
         engine = options.get("engine") or self.settings.engine
-        media = self.blobs.path(spec["media"]["key"])
         if model not in MODELS:
             return await self._fail(tail, job_id, f"unknown model {model!r}")
         if engine not in ENGINES:
             return await self._fail(tail, job_id, f"unknown engine {engine!r}")
-        if not media.exists():
-            return await self._fail(tail, job_id, "the media is missing from the blob store")
+        try:
+            async with self.blobs.local_copy(spec["media"]["key"], self.scratch) as media:
+                await self._run(tail, job, media, engine, model, options)
+        except blobs.BlobMissing:
+            await self._fail(tail, job_id, blobs.MEDIA_MISSING)
 
+    async def _run(self, tail: JobTail, job: lc.Job, media: Path, engine: str, model: str, options: dict) -> None:
+        job_id = job["id"]
         cancelled = asyncio.Event()
         watch = asyncio.create_task(self._watch_for_stop(tail, job_id, cancelled))
         last_progress = 0.0
@@ -182,14 +193,14 @@ class InferenceWorker:
 
         key = result_key(job_id, job["version"])
         body = json.dumps({"job_id": job_id, **result}, ensure_ascii=False).encode()
-        md5, size = await asyncio.to_thread(self.blobs.write, key, [body])
+        md5, size = await self.blobs.put(key, body)
         try:
             await transition(tail, self.publish, job_id, lc.COMPLETED_EVENT,
                              result={"key": key, "md5": md5, "size": size},
                              language=result["language"], language_probability=result["language_probability"])
             metrics.INFERENCE_RUNS.labels("completed").inc()
         except Conflict:
-            self.blobs.delete(key)  # stopped or deleted while the result was being written
+            await self.blobs.remove(key)  # stopped or deleted while the result was being written
 
     async def _fail(self, journal: Journal, job_id: str, reason: str) -> None:
         metrics.INFERENCE_RUNS.labels("failed").inc()

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from diarist.streams.blobs import LocalBlobStore, TooLarge
+from diarist.streams.blobs import BlobMissing, BlobStore, TooLarge
 from diarist.streams.jobs import lifecycle as lc
 from diarist.streams.jobs.errors import (
     Conflict,
@@ -127,7 +127,7 @@ class NoPeers:
 
 
 class JobService:
-    def __init__(self, store: JobStore, publish: Publish, blobs: LocalBlobStore, *, max_media_bytes: int,
+    def __init__(self, store: JobStore, publish: Publish, blobs: BlobStore, *, max_media_bytes: int,
                  media_url_timeout: float, peers: Peers | None = None) -> None:
         self.store = store
         self.publish = publish
@@ -148,7 +148,7 @@ class JobService:
         except TooLarge:
             raise MediaTooLarge(self.max_media_bytes) from None
         if size == 0:
-            self.blobs.delete(key)
+            await self.blobs.remove(key)
             raise MediaEmpty("the media file is empty")
         return StoredMedia(job_id, filename, {"key": key, "md5": md5, "size": size, "content_type": content_type})
 
@@ -174,9 +174,9 @@ class JobService:
         except httpx.HTTPError as exc:
             raise MediaUnavailable(f"{name} could not be fetched: {exc}") from None
 
-    def discard(self, media: StoredMedia) -> None:
+    async def discard(self, media: StoredMedia) -> None:
         """Erases stored media whose job will not be created."""
-        self.blobs.delete(media.ref["key"])
+        await self.blobs.remove(media.ref["key"])
 
     async def create(self, media: StoredMedia, options: dict[str, Any], once: Once | None = None) -> lc.Job:
         """Queues a job for stored media; the job as created (version 1), once this worker (or its
@@ -195,11 +195,11 @@ class JobService:
         try:
             await self.publish(lc.CREATED, event)
         except BaseException:
-            self.discard(media)
+            await self.discard(media)
             raise
         job = await self._folded(job_id) or lc.queued(lc.CREATED, event)
         if job["spec"]["media"]["key"] != media.ref["key"]:  # another request made this job first
-            self.discard(media)
+            await self.discard(media)
             return _repeated(job, once)
         return lc.as_created(job)
 
@@ -229,7 +229,7 @@ class JobService:
         except NotFound:
             return None
         if media is not None and media.ref["key"] != job["spec"]["media"]["key"]:
-            self.discard(media)
+            await self.discard(media)
         return _repeated(job, once)
 
     # Reading.
@@ -280,7 +280,7 @@ class JobService:
         """The result document of a COMPLETED job."""
         if owner := self.peers.owner_of(job_id):
             return await self.peers.result(owner, job_id)
-        return self.local_result(job_id)
+        return await self.local_result(job_id)
 
     # Commands: stop, retry, delete.
 
@@ -306,7 +306,7 @@ class JobService:
             raise NotFound(f"no job {job_id}")
         return job
 
-    def local_result(self, job_id: str) -> Result:
+    async def local_result(self, job_id: str) -> Result:
         job = self.local_read(job_id)
         if job["status"] == lc.DELETED:
             raise Gone("the job was deleted, and its result with it")
@@ -315,7 +315,10 @@ class JobService:
         ref = job["result"]
         if ref is None:  # a COMPLETED job always has one
             raise Conflict("the job's result is missing", job["status"])
-        result: Result = json.loads(self.blobs.read(ref["key"]))
+        try:
+            result: Result = json.loads(await self.blobs.get(ref["key"]))
+        except BlobMissing:
+            raise Conflict("the job's result is missing from the blob store", job["status"]) from None
         return result
 
     def local_page(self, query: Query, limit: int, cursor: str | None) -> Page:

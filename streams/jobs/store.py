@@ -15,13 +15,14 @@ from typing import Any, Protocol
 from diarist.infra.logs import job_context
 from diarist.schemas import codec
 from diarist.streams import metrics
-from diarist.streams.blobs import LocalBlobStore
+from diarist.streams.blobs import BlobStore, check_key
 from diarist.streams.jobs import lifecycle as lc
 from diarist.streams.jobs.errors import Conflict, NotFound, NotYetVisible
 from diarist.streams.jobs.index import JobIndex
 
 Publish = Callable[[str, lc.Event], Awaitable[None]]
 JOB_SCHEMA = "diarist.Job"
+ERASE_ATTEMPTS = 3
 log = logging.getLogger(__name__)
 
 
@@ -61,7 +62,7 @@ class Watchers:
 
 
 class JobStore:
-    def __init__(self, table: Any, index: JobIndex, blobs: LocalBlobStore) -> None:
+    def __init__(self, table: Any, index: JobIndex, blobs: BlobStore) -> None:
         self.table = table
         self.index = index
         self.blobs = blobs
@@ -72,7 +73,7 @@ class JobStore:
         return codec().decode(data)[1] if data else None
 
     def apply(self, name: str, event: lc.Event) -> lc.Job | None:
-        """Folds one event into the table. Only the jobs agent calls this."""
+        """Folds one event into the table. The jobs agent calls this through `fold`."""
         job_id = event["job_id"]
         with job_context(job_id):
             before = self.get(job_id)
@@ -87,14 +88,34 @@ class JobStore:
                 # Also on a refused (replayed) event: these side effects are idempotent, and a
                 # crash may have come between the table write and them.
                 self.index.put(after)
-                if after["status"] == lc.DELETED:
-                    self.erase(after)
             self.watchers.changed(job_id)
             return after
 
-    def erase(self, job: lc.Job) -> None:
-        self.blobs.delete(job["spec"]["media"]["key"])
-        self.blobs.delete(result_prefix(job["id"]))
+    async def fold(self, name: str, event: lc.Event) -> lc.Job | None:
+        """`apply`, erasing a deleted job's media and results first, so that whoever waits for the
+        deletion finds them gone (also on a replayed event: erasing is idempotent). Only the jobs
+        agent calls this."""
+        after = lc.fold(self.get(event["job_id"]), name, event)
+        if after is not None and after["status"] == lc.DELETED:
+            await self.erase(after)
+        return self.apply(name, event)
+
+    async def erase(self, job: lc.Job) -> None:
+        """Deletes the job's media and every result it had, trying again for a few seconds when
+        the blob store fails (a network store may); what is still left then is logged. A key
+        that leaves the store raises ValueError at once (the event is poison)."""
+        keys = [check_key(job["spec"]["media"]["key"]), result_prefix(job["id"])]
+        for attempt in range(1, ERASE_ATTEMPTS + 1):
+            try:
+                for key in keys:
+                    await self.blobs.remove(key)
+                return
+            except Exception as exc:  # the blob store's own errors, whatever its client raises
+                if attempt == ERASE_ATTEMPTS:
+                    log.error("job %s: could not erase %s from the blob store %s: %s", job["id"], " and ".join(keys),
+                              self.blobs.url, exc)
+                    return
+                await asyncio.sleep(0.5 * 2 ** attempt)
 
     async def wait_for(self, job_id: str, predicate: Callable[[lc.Job | None], bool],
                        timeout: float = 10.0) -> lc.Job | None:

@@ -16,8 +16,8 @@ import logging
 from aiokafka.partitioner import DefaultPartitioner
 
 from diarist.infra.settings import Settings
+from diarist.streams import blobs
 from diarist.streams.app import dead_letters, faust_app, publish
-from diarist.streams.blobs import LocalBlobStore
 from diarist.streams.deadletters import Source
 from diarist.streams.heartbeats import HeartbeatBoard
 from diarist.streams.jobs import lifecycle as lc
@@ -40,7 +40,7 @@ class JobsWorker:
         self.media_topic = self.app.topic(names.media, key_serializer="raw", value_serializer="raw")
         self.table = self.app.Table("jobs", partitions=settings.partitions,
                                     key_type=bytes, value_type=bytes)
-        self.blobs = LocalBlobStore(settings.blob_dir)
+        self.blobs = blobs.from_settings(settings)
         self.store = JobStore(self.table, JobIndex(settings.data_dir / "index"), self.blobs)
         # Peers are the edge's to give (api/forwarding.py); until then this worker answers alone.
         self.jobs = JobService(self.store, self.publish, self.blobs, max_media_bytes=settings.max_media_bytes,
@@ -51,6 +51,7 @@ class JobsWorker:
         self.app.agent(self.media_topic, name="admit-media")(self._admit_media)
         self.app.task(self._index_after_each_recovery)
         self.app.task(self.heartbeats.run)
+        self.app.on_before_shutdown.connect(self._close_blobs)
         self.app.timer(retention.SWEEP_SECONDS, name="delete-expired")(self._delete_expired)
 
     @property
@@ -62,7 +63,7 @@ class JobsWorker:
 
     async def _fold_events(self, stream) -> None:
         async for event in stream.events():
-            await self.dead_letters.handle("fold-events", Source.of(event.message), self.store.apply,
+            await self.dead_letters.handle("fold-events", Source.of(event.message), self.store.fold,
                                            schemas=lc.LIFECYCLE_EVENTS)
 
     async def _admit_media(self, stream) -> None:
@@ -72,9 +73,12 @@ class JobsWorker:
 
     async def _admit(self, name: str, request: dict) -> None:
         # A request for media outside the blob store is poison, not a job (this raises).
-        self.blobs.path(request["spec"]["media"]["key"])
+        blobs.check_key(request["spec"]["media"]["key"])
         job_id = job_id_for_request(request["request_id"])
         await self.publish(lc.CREATED, lc.make_event(job_id, 1, spec=request["spec"]))
+
+    async def _close_blobs(self, app: object, **kwargs: object) -> None:
+        await self.blobs.close()
 
     async def _delete_expired(self) -> None:
         # Only a settled worker's index holds exactly the jobs it owns.
