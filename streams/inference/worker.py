@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -76,6 +77,7 @@ class InferenceWorker:
 
     async def _close_blobs(self, app: object, **kwargs: object) -> None:
         await self.blobs.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
     async def _load_default_model(self) -> None:
         await self.process(*self.default_engine).start()
