@@ -7,7 +7,6 @@ object and segments. The status words are the native ones. docs/api.md says what
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
@@ -18,7 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from diarist.api import idempotency, ingest, writers
+from diarist.api import guard, idempotency, ingest, writers
+from diarist.api.options import loads
 from diarist.api.params import datetime_param, int_param
 from diarist.api.problems import Problem
 from diarist.api.surface import Surface, job_service
@@ -99,8 +99,8 @@ def _config_items(part: Any) -> list[tuple[str, Any]]:
         return []
     if text.startswith("{"):
         try:
-            return list(_flattened(json.loads(text)))
-        except json.JSONDecodeError as exc:
+            return list(_flattened(loads(text)))
+        except (ValueError, RecursionError) as exc:  # bad JSON, or nested too deeply
             raise Problem(400, f"the 'config' part is not valid JSON: {exc}") from None
     items = []
     for pair in PAIR_SEPARATOR.split(text):
@@ -125,8 +125,8 @@ def _scalar(text: str) -> Any:
     if text in ("True", "False"):
         return text == "True"
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
+        return loads(text)  # a number of too many digits reads as infinite, which every option refuses
+    except ValueError:
         return text
 
 
@@ -250,6 +250,7 @@ async def transcribe(request: Request) -> Response:
     if key:  # a repeat answers from the job, so its result is kept for a day instead of erased at once
         options = {**options, "delete_after_seconds": KEPT_FOR_REPEATS}
     jobs = job_service(request)
+    await guard.check_job(jobs, options)
     media = await _stored(request, form)
     once = key.once(request, {"options": options, "media": idempotency.media_facts(media)}) if key else None
     await _refuse_unless_short(request, media)
@@ -266,6 +267,7 @@ async def create_job(request: Request) -> Response:
     form = await _form(request)
     options = _options(form.getlist("config"), request.query_params.get("tag"),
                        _callback_urls(form.getlist("callback_urls")))
+    await guard.check_job(job_service(request), options)
     media = await _stored(request, form)
     once = key.once(request, {"options": options, "media": idempotency.media_facts(media)}) if key else None
     job = await job_service(request).create(media, options, once)

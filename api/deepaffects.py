@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from diarist.api import idempotency, ingest, writers
+from diarist.api import guard, idempotency, ingest, writers
 from diarist.api.params import json_object
 from diarist.api.problems import Problem, restated
 from diarist.api.surface import Surface, job_service
@@ -80,6 +80,8 @@ async def submit(request: Request, api: str) -> Response:
         raise _too_large(jobs.max_media_bytes)
     body = await json_object(request)
     options = _options(body, api, request_id, request.query_params.get("webhook"))
+    with restated(422, _bad_request):
+        await guard.check_job(jobs, options)
     job = job_id(request_id)
     answer = JSONResponse({"request_id": request_id, "api": api}, status_code=202)
     once = key.once(request, {"options": options, "media": _media_facts(body)}, job_id=job) if key else None
@@ -137,7 +139,7 @@ async def _audio(request: Request, body: dict, request_id: str) -> StoredMedia:
         raise Problem(400, "send exactly one of content (base64 audio) and url")
     if url is not None:
         with restated(422, _bad_request):
-            return await ingest.fetch(url, jobs)
+            return await ingest.fetch(url, jobs, name="url")
     try:
         audio = base64.b64decode(content, validate=True)
     except (binascii.Error, TypeError, ValueError):

@@ -1,17 +1,20 @@
 """Taking media in: a multipart upload or a media_url, streamed into the blob store.
 
-Options are checked here too, before any byte is stored, so that a bad request costs nothing.
+Options are checked here too, before any byte is stored, so that a bad request costs nothing:
+against their schema, and by the URL guard (api/guard.py). A text part must be UTF-8.
 """
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import urlsplit
 
 from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
+from diarist.api import guard
 from diarist.api.options import ENGINES as ENGINES  # JobOptions live in api/options.py; these names stay
 from diarist.api.options import TASKS as TASKS  # importable from here for the modules that use them
 from diarist.api.options import loads, parse_options
@@ -29,6 +32,7 @@ async def from_upload(request: Request, jobs: JobService) -> tuple[StoredMedia, 
     if not isinstance(upload, UploadFile):
         raise Problem(400, "the multipart body needs a file part named 'media'")
     options = _options_part(form.get("options"))
+    await guard.check_job(jobs, options)
     return await store_upload(upload, jobs), options
 
 
@@ -38,6 +42,7 @@ async def from_url(body: dict[str, Any], jobs: JobService) -> tuple[StoredMedia,
     if unknown:
         raise Problem(422, f"unknown fields: {', '.join(sorted(unknown))}")
     options = parse_options(body.get("options"))
+    await guard.check_job(jobs, options)
     return await fetch(body.get("media_url"), jobs), options
 
 
@@ -47,9 +52,25 @@ async def read_form(request: Request, max_bytes: int, max_fields: int = 8) -> Fo
     if declared and declared.isdigit() and int(declared) > max_bytes + CHUNK:
         raise MediaTooLarge(max_bytes)
     try:
-        return await request.form(max_files=1, max_fields=max_fields)
+        async with aclosing(request.stream()) as stream:
+            return await _Utf8Parts(request.headers, stream, max_files=1, max_fields=max_fields).parse()
     except Exception as exc:  # python-multipart and Starlette raise several kinds
         raise Problem(400, f"the multipart body could not be read: {exc}") from None
+
+
+class _Utf8Parts(MultiPartParser):
+    """Starlette's multipart parser, refusing a text part that is not UTF-8 (Starlette would read
+    it as latin-1 instead, so that an options part in another encoding meant something else)."""
+
+    def on_part_end(self) -> None:
+        part = self._current_part
+        if part.file is not None:
+            return super().on_part_end()
+        try:
+            text = bytes(part.data).decode("utf-8")
+        except UnicodeDecodeError:
+            raise MultiPartException(f"the part {part.field_name!r} is not UTF-8 text") from None
+        self.items.append((part.field_name, text))
 
 
 async def store_upload(upload: UploadFile, jobs: JobService) -> StoredMedia:
@@ -63,9 +84,11 @@ async def store_upload(upload: UploadFile, jobs: JobService) -> StoredMedia:
 
 async def fetch(url: Any, jobs: JobService, headers: dict[str, str] | None = None, name: str = "media_url",
                 job_id: str | None = None) -> StoredMedia:
-    """The media at an http or https URL (sent with these headers), into the blob store."""
-    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
-        raise Problem(422, f"{name} must be an http or https URL")
+    """The media at an http or https URL (sent with these headers), into the blob store; 422 when
+    the URL guard refuses the URL or the headers, or the fetch fails."""
+    url = await guard.checked_url(jobs, url, name)
+    if headers:
+        headers = guard.checked_headers(headers, f"the headers of {name}")
     return await jobs.fetch_media(url, headers, job_id, name)
 
 

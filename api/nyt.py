@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from diarist.api import idempotency, ingest, writers
+from diarist.api import guard, idempotency, ingest, writers
 from diarist.api.native import RESULT_FORMATS
 from diarist.api.params import json_object
 from diarist.api.problems import Problem
@@ -100,6 +100,7 @@ async def create_job(request: Request) -> Response:
     once = key.once(request, options) if key else None  # the options hold every field, media_url included
     if once and (earlier := await jobs.earlier(once)):  # a repeat does not fetch the media again
         return JSONResponse(nyt_job(job_json(earlier)), status_code=201)
+    await guard.check_job(jobs, options)
     media = await ingest.fetch(media_url, jobs)
     return JSONResponse(nyt_job(job_json(await jobs.create(media, options, once))), status_code=201)
 

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from faster_whisper.tokenizer import _LANGUAGE_CODES
+
 from diarist.api.problems import Problem
 from diarist.streams.inference.weights import MODELS
 from diarist.streams.jobs.types import ENGINES, JobOptions, Task
@@ -31,6 +33,10 @@ from diarist.streams.jobs.types import ENGINES, JobOptions, Task
 MAX_SPEAKERS = 20
 MAX_RETENTION_SECONDS = 365 * 24 * 3600
 MAX_METADATA = 4096
+MAX_CALLBACKS = 20
+# The languages Whisper knows (openai-whisper's tokenizer has the same codes); an English-only model knows en.
+LANGUAGES: frozenset[str] = frozenset(_LANGUAGE_CODES)
+ENGLISH = "en"
 # JSON numbers with more digits than this are read as too large for any option (api/options.loads).
 MAX_DIGITS = 100
 
@@ -39,13 +45,15 @@ _SPEAKERS = {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_SPEAKERS}
 
 PROPERTIES: dict[str, dict[str, Any]] = {
     "tag": {"type": ["string", "null"], "maxLength": 256, "description": "free text to find jobs by"},
-    "language": {"type": ["string", "null"], "pattern": "^(auto|[a-z]{2,3})?$",
-                 "description": "ISO 639 code (en, es, ...), or auto to identify it"},
+    "language": {"type": ["string", "null"], "enum": ["auto", "", *sorted(LANGUAGES), None],
+                 "description": "an ISO 639 code that Whisper knows (en, es, ...), or auto (or empty) to identify it; "
+                                "an English-only model takes en only"},
     "model": {"type": ["string", "null"], "enum": [*MODELS, None],
               "description": "the Whisper model; absent: the worker's default"},
-    "callback_urls": {"type": ["array", "null"], "default": [],
+    "callback_urls": {"type": ["array", "null"], "default": [], "maxItems": MAX_CALLBACKS,
                       "items": {"type": "string", "format": "uri", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"},
-                      "description": "http(s) URLs notified when the job ends"},
+                      "description": "http(s) URLs notified when the job ends; each must point to a public address "
+                                     "(or one DIARIST_URL_ALLOW names)"},
     "callback_headers": {"type": ["object", "null"], "additionalProperties": {"type": "string"},
                          "maxProperties": 20, "default": {}, "description": "headers sent with each callback"},
     "metadata": {"description": f"your text, or any JSON kept as its text; at most {MAX_METADATA} characters"},
@@ -80,7 +88,9 @@ _REFUSALS: dict[str, Callable[[Any], str]] = {
     "language": lambda _: "language must be an ISO 639 code such as 'en', or 'auto'",
     "model": lambda value: (f"unknown model {value!r}; known: {', '.join(MODELS)}" if isinstance(value, str)
                             else f"model must be one of {', '.join(MODELS)}"),
-    "callback_urls": lambda _: "callback_urls must be a list of http or https URLs",
+    "callback_urls": lambda value: (f"callback_urls must be at most {MAX_CALLBACKS} URLs"
+                                    if isinstance(value, list) and len(value) > MAX_CALLBACKS
+                                    else "callback_urls must be a list of http or https URLs"),
     "callback_headers": lambda _: (f"callback_headers must be an object of at most "
                                    f"{PROPERTIES['callback_headers']['maxProperties']} header names and string values"),
     "clustering_threshold": lambda _: "clustering_threshold must be a cosine distance between 0 and 2",
@@ -122,7 +132,7 @@ def parse_options(raw: Any, api: str = "diarist") -> JobOptions:
         value = _normalised(name, raw.get(name))
         if name not in raw or value is None and "null" in _kinds(schema):
             continue
-        if not _unicode(value):
+        if not valid_unicode(value):
             raise Problem(422, f"{name} must be valid Unicode text")
         if not valid(value, schema):
             raise Problem(422, refusal(name, value))
@@ -151,6 +161,8 @@ def _cross_checks(given: dict[str, Any]) -> None:
     if low is not None and high is not None and low > high:
         raise Problem(422, "min_speakers is more than max_speakers")
     model = given.get("model")
+    if model is not None and (refused := language_refusal(given.get("language"), model)):
+        raise Problem(422, refused)
     if (given.get("task") == Task.LANGUAGE_IDENTIFICATION.lower() and model is not None
             and not MODELS[model].multilingual):
         multilingual = next(name for name, info in MODELS.items() if info.multilingual)
@@ -162,6 +174,14 @@ def _cross_checks(given: dict[str, Any]) -> None:
             raise Problem(422, "metadata must be text or JSON") from None
     if len(given.get("metadata") or "") > MAX_METADATA:
         raise Problem(422, f"metadata must be at most {MAX_METADATA} characters")
+
+
+def language_refusal(language: str | None, model: str) -> str | None:
+    """Why a model cannot take the language asked for (a code LANGUAGES has, or auto/empty/None); None if it can."""
+    info = MODELS.get(model)
+    if info is None or info.multilingual or language in (None, "", "auto", ENGLISH):
+        return None
+    return f"the model {model} knows English only: language must be {ENGLISH} or auto"
 
 
 def _stored_value(name: str, value: Any) -> Any:
@@ -258,7 +278,7 @@ def _is(value: Any, kind: str) -> bool:
     raise ValueError(f"no check for the JSON Schema type {kind!r}")
 
 
-def _unicode(value: Any) -> bool:
+def valid_unicode(value: Any) -> bool:
     """Whether every string in the value (keys too, at any depth) is valid Unicode: no lone surrogate."""
     pending = [value]
     while pending:

@@ -1,23 +1,25 @@
 """Reading request parameters and bodies, with a 4xx problem for anything malformed."""
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
 
+from diarist.api.options import loads, valid_unicode
 from diarist.api.problems import Problem
 
 
 async def json_object(request: Request) -> dict[str, Any]:
     """The request body as a JSON object; 400 otherwise."""
     try:
-        body = json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        body = loads(await request.body())  # numbers too large for anything here read as infinite, depth bounded
+    except ValueError as exc:  # bad JSON, bad UTF-8, nested too deeply
         raise Problem(400, f"the body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise Problem(400, "the body must be a JSON object")
+    if not valid_unicode(body):
+        raise Problem(400, "the body is not valid Unicode: a string holds a lone surrogate")
     return body
 
 

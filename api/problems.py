@@ -2,14 +2,17 @@
 the job service's errors to them."""
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http import HTTPStatus
+from urllib.parse import quote
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.routing import Match, Route
 
 from diarist.streams.jobs import errors
 
@@ -68,11 +71,20 @@ def restated(status: int, as_problem: Callable[[str], Problem]) -> Iterator[None
         raise as_problem(problem.detail) from None
 
 
+class ProblemResponse(JSONResponse):
+    """A problem document, in ASCII: whatever a detail quotes from the request (a lone surrogate of
+    a JSON string included) can be written, so that a refusal never becomes a server error."""
+    media_type = MEDIA_TYPE
+
+    def render(self, content: object) -> bytes:
+        return json.dumps(content, separators=(",", ":"), default=str).encode("ascii")
+
+
 def problem_response(request: Request, status: int, detail: str, title: str | None = None,
                      headers: dict[str, str] | None = None, **extra: object) -> JSONResponse:
     body = {"type": "about:blank", "title": title or HTTPStatus(status).phrase, "status": status,
-            "detail": detail, "instance": request.url.path, **extra}
-    return JSONResponse(body, status_code=status, headers=headers, media_type=MEDIA_TYPE)
+            "detail": detail, "instance": instance(request), **extra}
+    return ProblemResponse(body, status_code=status, headers=headers)
 
 
 async def on_problem(request: Request, exc: Problem) -> JSONResponse:
@@ -88,7 +100,30 @@ async def on_http_exception(request: Request, exc: HTTPException) -> JSONRespons
     detail = exc.detail if exc.detail != HTTPStatus(exc.status_code).phrase else {
         404: "nothing is served at this path", 405: f"{request.method} is not allowed here",
     }.get(exc.status_code, exc.detail)
-    return problem_response(request, exc.status_code, detail, headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:  # Starlette names the methods of one route: Allow names every route's at the path
+        headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
+    return problem_response(request, exc.status_code, detail, headers=headers)
+
+
+def instance(request: Request) -> str:
+    """The request's path as a URI reference: the server gives it percent-decoded, so that it may
+    hold spaces, quotes, '?', '#' or any other character."""
+    return quote(str(request.scope.get("path", "")), safe=_PATH_CHARACTERS)
+
+
+_PATH_CHARACTERS = "/!$&'()*+,;=:@-._~"  # RFC 3986 pchar and "/", less the unreserved letters quote keeps anyway
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods of every route at the request's path, as an Allow header lists them."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches({**request.scope, "method": next(iter(route.methods))})
+            if match is Match.FULL:
+                methods |= route.methods
+    return sorted(methods)
 
 
 async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -9,7 +9,6 @@ native TRANSCRIPTION job. Errors are Rev's problem documents: a `type` under Rev
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -20,7 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from diarist.api import idempotency, ingest, writers
+from diarist.api import guard, idempotency, ingest, writers
+from diarist.api.options import loads
 from diarist.api.params import json_object
 from diarist.api.problems import Problem, restated
 from diarist.api.surface import Surface, job_service
@@ -148,6 +148,8 @@ async def submit_job(request: Request, surface: RevApi) -> Response:
         if not isinstance(upload, UploadFile):
             raise _invalid_field("media", "The media file is required")
         options = _native_options(_options_part(form.get("options")), surface, uploaded=True)
+        with restated(422, _invalid_parameters):
+            await guard.check_job(jobs, options)
         media = await ingest.store_upload(upload, jobs)
         once = key.once(request, {"options": options, "media": idempotency.media_facts(media)}) if key else None
     elif content_type.startswith("application/json"):
@@ -158,7 +160,8 @@ async def submit_job(request: Request, surface: RevApi) -> Response:
         if once and (earlier := await jobs.earlier(once)):  # a repeat does not fetch the media again
             return JSONResponse(rev_job(job_json(earlier)))
         with restated(422, _invalid_parameters):
-            media = await ingest.fetch(url, jobs, headers)
+            await guard.check_job(jobs, options)
+            media = await ingest.fetch(url, jobs, headers, "source_config" if "source_config" in fields else "media_url")
     else:
         raise Problem(415, "send JSON with a media_url or source_config, or multipart/form-data with a 'media' file")
     return JSONResponse(rev_job(job_json(await jobs.create(media, options, once))))
@@ -170,8 +173,8 @@ def _options_part(part: Any) -> dict:
     if not isinstance(part, str):
         raise _invalid_field("options", "must be JSON text, not a file")
     try:
-        options = json.loads(part)
-    except json.JSONDecodeError as exc:
+        options = loads(part)  # bounded: numbers of too many digits read as infinite, depth limited
+    except ValueError as exc:
         raise _invalid_field("options", f"is not valid JSON: {exc}") from None
     if not isinstance(options, dict):
         raise _invalid_field("options", "must be a JSON object")

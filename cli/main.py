@@ -14,10 +14,15 @@ if TYPE_CHECKING:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return Settings().with_overrides(
+    settings = Settings().with_overrides(
         data_dir=Path(args.data_dir).resolve() if getattr(args, "data_dir", None) else None,
         port=getattr(args, "port", None), model=getattr(args, "model", None),
         bootstrap_servers=getattr(args, "bootstrap_servers", None))
+    try:
+        settings.url_allow()  # a bad entry stops every part at startup, not the first fetch
+    except ValueError as exc:
+        sys.exit(f"diarist: {exc}")
+    return settings
 
 
 def _ensure_topics(settings: Settings) -> None:

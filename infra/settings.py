@@ -7,6 +7,8 @@ import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from diarist.streams.urls import Allowlist
+
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"DIARIST_{name}", default)
@@ -45,6 +47,10 @@ class Settings:
     bootstrap_servers: str = field(default_factory=lambda: _env("BOOTSTRAP_SERVERS", ""))
     broker_port: int = field(default_factory=lambda: int(_env("BROKER_PORT", "9092")))
     partitions: int = field(default_factory=lambda: int(_env("PARTITIONS", "6")))
+    # Replicas of each topic diarist creates, and how many must have a write before it counts
+    # (min.insync.replicas); empty: min(3, brokers), and 2 from three replicas on (infra/topics.py).
+    replication_factor_env: str = field(default_factory=lambda: _env("REPLICATION_FACTOR", ""))
+    min_insync_replicas_env: str = field(default_factory=lambda: _env("MIN_INSYNC_REPLICAS", ""))
     # Names the topics and consumer groups, so that deployments can share one Kafka cluster.
     namespace: str = field(default_factory=lambda: _env("NAMESPACE", "diarist"))
     model: str = field(default_factory=lambda: _env("MODEL", "base"))
@@ -55,6 +61,9 @@ class Settings:
     api_keys_env: str = field(default_factory=lambda: _env("API_KEYS", ""))
     max_media_bytes: int = field(default_factory=lambda: int(_env("MAX_MEDIA_BYTES", str(2 * 1024**3))))
     media_url_timeout: float = field(default_factory=lambda: float(_env("MEDIA_URL_TIMEOUT", "60")))
+    # CIDRs and host names that media and callback URLs may point to although not public (streams/urls.py);
+    # by default none: loopback, private, link-local and the like are refused.
+    url_allow_env: str = field(default_factory=lambda: _env("URL_ALLOW", ""))
     session_timeout: float = field(default_factory=lambda: float(_env("SESSION_TIMEOUT", "10")))
     # Per API key and jobs worker process (api/limits.py): requests a second, with bursts of
     # rate_burst (default twice the rate), and uploads in progress at once; 0 turns a limit off.
@@ -83,6 +92,16 @@ class Settings:
         return self.bootstrap_servers or f"127.0.0.1:{self.broker_port}"
 
     @property
+    def replication_factor(self) -> int | None:
+        """DIARIST_REPLICATION_FACTOR; None: as many as the cluster has brokers, up to 3."""
+        return int(self.replication_factor_env) if self.replication_factor_env else None
+
+    @property
+    def min_insync_replicas(self) -> int | None:
+        """DIARIST_MIN_INSYNC_REPLICAS; None: 2 with three replicas or more, else 1."""
+        return int(self.min_insync_replicas_env) if self.min_insync_replicas_env else None
+
+    @property
     def blob_dir(self) -> Path:
         return Path(self.blob_dir_env).resolve() if self.blob_dir_env else self.data_dir / "blobs"
 
@@ -92,6 +111,10 @@ class Settings:
             return self.advertised_url_env.rstrip("/")
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         return f"http://{host}:{self.port}"
+
+    def url_allow(self) -> Allowlist:
+        """DIARIST_URL_ALLOW, parsed; ValueError naming the entry that is neither a CIDR nor a host name."""
+        return Allowlist.from_env(self.url_allow_env)
 
     @property
     def rate_burst(self) -> int:

@@ -28,7 +28,7 @@ import httpx
 __all__ = [
     "Allowlist", "CheckedURL", "FetchRefused", "GuardedBackend", "GuardedTransport", "HeaderRefused",
     "Resolver", "URLInvalid", "URLRefused", "address_allowed", "check_headers", "check_url",
-    "describe_failure", "guarded_client", "system_resolver",
+    "describe_failure", "failure_reason", "guarded_client", "system_resolver",
 ]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -377,24 +377,29 @@ def guarded_client(allow: Allowlist, timeout: float | httpx.Timeout, *, follow_r
         follow_redirects=follow_redirects, max_redirects=max_redirects, headers=headers, trust_env=False)
 
 
+def failure_reason(failure: BaseException | int) -> str:
+    """Why a fetch or delivery failed, in a few words that say nothing about what answered (no server
+    banners, no connection details): an exception from a guarded client, or an unwanted HTTP status."""
+    if isinstance(failure, (FetchRefused, URLRefused)):
+        return "the address is not allowed"
+    if isinstance(failure, int):
+        return f"HTTP status {failure}"
+    if isinstance(failure, httpx.HTTPStatusError):
+        return f"HTTP status {failure.response.status_code}"
+    if isinstance(failure, httpx.TooManyRedirects):
+        return "too many redirects"
+    if isinstance(failure, httpx.TimeoutException):
+        return "timed out"
+    if isinstance(failure, (httpx.UnsupportedProtocol, httpx.InvalidURL, URLInvalid)):
+        return "not an http or https URL"
+    return "connection failed"
+
+
 def describe_failure(failure: BaseException | int, what: str = "the URL") -> str:
-    """Why a fetch or delivery failed, saying nothing about what answered (no server banners, no
-    connection details): an exception from a guarded client, or an unwanted HTTP status."""
+    """Why a fetch failed, as a sentence about `what` (see failure_reason)."""
     if isinstance(failure, (FetchRefused, URLRefused)):
         return f"{what} points to an address that is not allowed"
-    if isinstance(failure, int):
-        reason = f"HTTP status {failure}"
-    elif isinstance(failure, httpx.HTTPStatusError):
-        reason = f"HTTP status {failure.response.status_code}"
-    elif isinstance(failure, httpx.TooManyRedirects):
-        reason = "too many redirects"
-    elif isinstance(failure, httpx.TimeoutException):
-        reason = "timed out"
-    elif isinstance(failure, (httpx.UnsupportedProtocol, httpx.InvalidURL, URLInvalid)):
-        reason = "not an http or https URL"
-    else:
-        reason = "connection failed"
-    return f"{what} could not be fetched: {reason}"
+    return f"{what} could not be fetched: {failure_reason(failure)}"
 
 
 # --- callback headers ---------------------------------------------------------------------------

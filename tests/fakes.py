@@ -10,6 +10,7 @@ from diarist.streams.jobs import lifecycle as lc
 from diarist.streams.jobs.index import JobIndex
 from diarist.streams.jobs.service import JobService
 from diarist.streams.jobs.store import JobStore
+from diarist.streams.urls import Allowlist
 
 
 class FoldingPublisher:
@@ -26,8 +27,14 @@ class FoldingPublisher:
         await self.store.fold(decoded_name, decoded)
 
 
-def job_service(root: Path, max_media_bytes: int = 1 << 20) -> JobService:
+# As the test services allow (tests/service.py): the tests' own media and callback servers are on loopback.
+LOOPBACK = Allowlist.from_env("127.0.0.0/8")
+
+
+def job_service(root: Path, max_media_bytes: int = 1 << 20, url_allow: Allowlist = LOOPBACK,
+                default_model: str | None = None) -> JobService:
     blobs = LocalBlobStore(root / "blobs")
     publish = FoldingPublisher()
     publish.store = JobStore({}, JobIndex(root / "index"), blobs)
-    return JobService(publish.store, publish, blobs, max_media_bytes=max_media_bytes, media_url_timeout=5)
+    return JobService(publish.store, publish, blobs, max_media_bytes=max_media_bytes, media_url_timeout=5,
+                      url_allow=url_allow, default_model=default_model)

@@ -32,6 +32,8 @@ class Service:
             "DIARIST_BOOTSTRAP_SERVERS": bootstrap, "DIARIST_NAMESPACE": namespace,
             "DIARIST_API_KEYS": KEY, "DIARIST_MODEL": model, "DIARIST_SESSION_TIMEOUT": "6",
             "DIARIST_LOG_LEVEL": "info", "DIARIST_BLOB_DIR": str(blob_dir or data_dir / "blobs"),
+            # The tests' own media and callback servers are on loopback; nothing else private is allowed.
+            "DIARIST_URL_ALLOW": "127.0.0.0/8",
         }
         self.processes: dict[str, subprocess.Popen] = {}
 
@@ -75,6 +77,13 @@ class Service:
 
     def log(self, role: str) -> str:
         return (self.data_dir / f"{role}.log").read_text(errors="replace")
+
+
+def fenced(log: Path) -> dict[str, str]:
+    """The environment that puts the network fence (tests/fence/sitecustomize.py) into a service's
+    processes: no lookup of a name and no connection beyond loopback, each refusal a line in `log`."""
+    paths = [str(Path(__file__).parent / "fence"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {"PYTHONPATH": os.pathsep.join(paths), "DIARIST_TEST_FENCE_LOG": str(log)}
 
 
 def wait_for_job(client: httpx.Client, job_id: str, predicate, timeout: float = 120) -> dict:

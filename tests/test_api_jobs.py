@@ -127,6 +127,30 @@ def test_unknown_jobs_and_paths_answer_404(service):
     ({"json": ["media_url"]}, 400, "JSON object"),
     ({"content": b"{", "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),
     ({"content": b"hello", "headers": {"content-type": "text/plain"}}, 415, "multipart/form-data"),
+    # No input makes a server error (issue 9); none of these can reach beyond loopback, even if the URL
+    # guard were broken (tests/test_url_guard.py tries private addresses, behind the network fence).
+    ({"json": {"media_url": "http://0177.0.0.1/a.wav"}}, 422, "media_url points to an address that is not allowed"),
+    ({"json": {"media_url": "http://2130706433:1/a.wav"}}, 422, "could not be fetched"),  # 127.0.0.1: allowed
+    ({"json": {"media_url": "http:/a.wav"}}, 422, "media_url must have a host"),
+    ({"json": {"media_url": "http://localhost:1/a.wav"}}, 422, "media_url points to an address that is not allowed"),
+    ({"json": {"media_url": "http://u:p@127.0.0.1:1/a.wav"}}, 422, "must not carry a user name or password"),
+    ({"json": {"media_url": "http://127.0.0.1:1/", "options": {"callback_headers": {"Host": "h"}}}}, 422,
+     "callback_headers: header 'Host' may not be set"),
+    ({"content": b'{"media_url": "http://127.0.0.1:1/", "options": {"speakers_count": ' + b"9" * 5000 + b"}}",
+      "headers": {"content-type": "application/json"}}, 422, "speakers_count must be a whole number"),
+    ({"content": b'{"media_url": ' + b"1" * 5000 + b"}", "headers": {"content-type": "application/json"}}, 422,
+     "media_url must be an http or https URL"),
+    ({"content": b'{"options": ' + b"[" * 10_000 + b"]" * 10_000 + b"}", "headers": {"content-type": "application/json"}},
+     400, "not valid JSON"),
+    ({"content": b'{"media_url": "\\ud800"}', "headers": {"content-type": "application/json"}}, 400,
+     "not valid Unicode"),
+    ({"files": {"media": ("a.wav", b"RIFF")}, "data": {"options": '{"language": "xx"}'}}, 422, "ISO 639"),
+    ({"files": {"media": ("a.wav", b"RIFF")}, "data": {"options": '{"language": "es", "model": "tiny.en"}'}}, 422,
+     "knows English only"),
+    ({"files": {"media": ("a.wav", b"RIFF")}, "data": {"options": '{"tag": "\\ud800"}'}}, 422, "valid Unicode"),
+    ({"content": b'--b\r\nContent-Disposition: form-data; name="options"\r\n\r\n{"tag": "caf\xe9"}\r\n'
+                 b'--b\r\nContent-Disposition: form-data; name="media"; filename="a.wav"\r\n\r\nRIFF\r\n--b--\r\n',
+      "headers": {"content-type": "multipart/form-data; boundary=b"}}, 400, "is not UTF-8 text"),
 ])
 def test_malformed_requests_get_a_problem_document(service, request_kwargs, status, detail):
     with service.client() as client:
@@ -134,6 +158,49 @@ def test_malformed_requests_get_a_problem_document(service, request_kwargs, stat
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert detail in response.json()["detail"]
+
+
+@pytest.mark.parametrize("path, request_kwargs, status, detail", [
+    ("/trd/v3/job/create", {"files": {"upload_file": ("a.wav", b"RIFF")},
+                            "data": {"config": "diarization.min_speakers=" + "9" * 5000}}, 422, "min_speakers"),
+    ("/trd/v3/job/create", {"files": {"upload_file": ("a.wav", b"RIFF")},
+                            "data": {"config": "{" + '"a": {' * 5000 + "}" * 5001}}, 400, "not valid JSON"),
+    ("/trd/v3/job/create", {"files": {"upload_file": ("a.wav", b"RIFF")}, "data": {"config": '{"\\ud800": 1}'}}, 422,
+     "unknown config keys"),
+    ("/speechtotext/v1/jobs", {"files": {"media": ("a.wav", b"RIFF")},
+                               "data": {"options": '{"speakers_count": ' + "9" * 5000 + "}"}}, 400, "speakers_count"),
+    ("/speechtotext/v1/jobs", {"content": b'{"\\ud800": 1}', "headers": {"content-type": "application/json"}}, 400,
+     "not valid Unicode"),
+    ("/captions", {"content": b'{"media_url": "http://127.0.0.1:9/a.mp4", "language": ' + b"1" * 5000 + b"}",
+                   "headers": {"content-type": "application/json"}}, 422, "ISO 639"),
+])
+def test_hostile_input_through_the_facades_is_4xx(service, path, request_kwargs, status, detail):
+    with service.client() as client:
+        response = client.post(path, **request_kwargs)
+    assert response.status_code == status and detail in response.json()["detail"], response.text
+
+
+def test_a_405_names_every_method_of_the_path_and_an_instance_is_a_uri_reference(service):
+    with service.client() as client:
+        for method, path, allowed in (("PUT", "/v1/jobs", "GET, HEAD, POST"), ("PATCH", "/v1/jobs/j1", "DELETE, GET, HEAD"),
+                                      ("GET", "/v1/jobs/j1/stop", "POST")):
+            response = client.request(method, path)
+            assert response.status_code == 405 and response.headers["allow"] == allowed, (method, path)
+            assert response.headers["content-type"] == "application/problem+json"
+        assert client.get("/v1/jobs/a b?c").json()["instance"] == "/v1/jobs/a%20b"
+        assert client.get("/v1/jobs/%22%3C%3E%25").json()["instance"] == "/v1/jobs/%22%3C%3E%25"
+
+
+def test_a_refused_upload_leaves_no_blob(service):
+    media = service.data_dir / "blobs" / "media"
+    before = set(media.iterdir()) if media.exists() else set()
+    with service.client() as client:
+        for options in ({"language": "xx"}, {"callback_headers": {"Connection": "close"}},
+                        {"callback_urls": ["http://localhost:1/hook"]}):
+            response = client.post("/v1/jobs", files={"media": ("a.wav", b"RIFF" * 100)},
+                                   data={"options": json.dumps(options)})
+            assert response.status_code == 422, response.text
+    assert (set(media.iterdir()) if media.exists() else set()) == before
 
 
 def test_media_url_is_fetched_into_the_job(service, speech, tmp_path):
@@ -149,7 +216,7 @@ def test_media_url_is_fetched_into_the_job(service, speech, tmp_path):
             job = response.json()
             assert job["filename"] == path.name and job["media"]["size"] == path.stat().st_size
             missing = client.post("/v1/jobs", json={"media_url": url + ".missing"})
-            assert missing.status_code == 422 and "HTTP 404" in missing.json()["detail"]
+            assert missing.status_code == 422 and "HTTP status 404" in missing.json()["detail"]
             assert wait_for_job(client, job["id"], until_status(*TERMINAL))["status"] == "COMPLETED"
     finally:
         server.shutdown()

@@ -18,8 +18,11 @@ from diarist.api.ingest import parse_options
 from diarist.api.surface import Surface
 from diarist.streams.jobs import callbacks
 from diarist.streams.jobs import lifecycle as lc
+from diarist.streams.urls import Allowlist, guarded_client
 
 from .conftest import running_service
+from .fakes import LOOPBACK
+from .fence.sitecustomize import install
 from .service import submit, wait_for_job
 
 SECRET = "callback-secret"
@@ -141,7 +144,7 @@ def test_a_receiver_that_keeps_failing_is_recorded_on_the_job(service, speech, r
     with service.client() as client:
         job = wait_for_job(client, job["id"], lambda j: j["callback_failure_reason"] is not None, timeout=30)
     assert receiver.url("/down") in job["callback_failure_reason"]
-    assert f"HTTP 503, {ATTEMPTS} attempts" in job["callback_failure_reason"]
+    assert f"HTTP status 503, {ATTEMPTS} attempts" in job["callback_failure_reason"]
     assert job["status"] == "STOPPED"
 
 
@@ -150,7 +153,7 @@ def test_a_receiver_that_refuses_the_callback_is_not_asked_again(service, speech
     job = stopped(service, speech, receiver.url("/gone", 410))
     with service.client() as client:
         job = wait_for_job(client, job["id"], lambda j: j["callback_failure_reason"] is not None, timeout=30)
-    assert job["callback_failure_reason"].endswith("failed: HTTP 410")
+    assert job["callback_failure_reason"].endswith("failed: HTTP status 410")
     assert len(receiver.wait("/gone", 1)) == 1
 
 
@@ -199,3 +202,23 @@ def test_each_api_speaks_its_own_words_and_is_handed_the_result_of_a_completed_j
     assert native.urls == ["http://r/x"] and native.body["event"] == "stopped"
     assert native.body["job"]["id"] == "j1" and native.body["job"]["options"]["api"] == "diarist"
     assert callback("unknown-api", "STOPPED").body["event"] == "stopped"  # an API no surface speaks: the native words
+
+
+@pytest.mark.unit
+async def test_deliveries_pass_the_url_guard_and_their_reasons_say_nothing_of_what_answered(monkeypatch):
+    def reached(what: str) -> None:
+        pytest.fail(f"the network fence was reached: {what}")
+
+    install(reached, monkeypatch.setattr)
+    receiver = Receiver()
+    try:
+        async with guarded_client(Allowlist(), 5) as refusing:  # the default: loopback is not allowed
+            reason = await callbacks.post(refusing, receiver.url("/refused"), b"{}", {}, attempts=3, backoff=0)
+        assert reason == "the address is not allowed" and not receiver.requests["/refused"]  # and not tried again
+        async with guarded_client(LOOPBACK, 5) as allowed:
+            assert await callbacks.post(allowed, receiver.url("/teapot", 418), b"{}", {}, 3, 0) == "HTTP status 418"
+            assert await callbacks.post(allowed, "http://127.0.0.1:9/closed", b"{}", {}, 2, 0) == (
+                "connection failed, 2 attempts")
+            assert await callbacks.post(allowed, receiver.url("/ok"), b"{}", {}, 1, 0) is None
+    finally:
+        receiver.server.shutdown()

@@ -89,7 +89,7 @@ def test_up_runs_everything_restarts_what_dies_and_stops_cleanly(tmp_path, speec
     port, broker_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIARIST_")}
     env.update(DIARIST_DATA_DIR=str(tmp_path), DIARIST_PORT=str(port), DIARIST_BROKER_PORT=str(broker_port),
-               DIARIST_SESSION_TIMEOUT="6")
+               DIARIST_SESSION_TIMEOUT="6", DIARIST_URL_ALLOW="127.0.0.0/8")
     up = subprocess.Popen([*DIARIST, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = _lines(up)
     try:

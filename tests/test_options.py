@@ -146,7 +146,23 @@ REFUSED = [
     ({"hints": ["w" * 101]}, "hints must be a list of at most 200 words or phrases"),
     ({"task": "language_identification", "model": "tiny.en"},
      "language identification needs a multilingual model, such as base"),
+    # Since the URL guard and the language check (issue 9): a code Whisper does not know, a language
+    # an English-only model cannot take, more callback URLs than a job takes.
+    ({"language": "xx"}, "language must be an ISO 639 code such as 'en', or 'auto'"),
+    ({"language": "zz"}, "language must be an ISO 639 code such as 'en', or 'auto'"),
+    ({"language": "es", "model": "tiny.en"}, "the model tiny.en knows English only: language must be en or auto"),
+    ({"callback_urls": ["https://example.com/a"] * 21}, "callback_urls must be at most 20 URLs"),
 ]
+
+
+def test_languages_are_whispers():
+    import whisper.tokenizer
+
+    assert options.LANGUAGES == set(whisper.tokenizer.LANGUAGES) and "en" in options.LANGUAGES
+    assert options.language_refusal("en", "tiny.en") is None and options.language_refusal(None, "tiny.en") is None
+    assert options.language_refusal("pt", "base") is None
+    assert options.parse_options({"language": "pt", "model": "base"})["language"] == "pt"
+    assert options.parse_options({"language": "en", "model": "tiny.en"})["language"] == "en"
 
 
 @pytest.mark.parametrize("raw, detail", REFUSED)
@@ -250,7 +266,8 @@ def test_what_the_document_calls_valid_is_taken(raw):
     except Problem as refusal:
         assert refusal.detail in ("min_speakers is more than max_speakers", "metadata must be text or JSON",
                                   "metadata must be at most 4096 characters",
-                                  "language identification needs a multilingual model, such as base"
+                                  "language identification needs a multilingual model, such as base",
+                                  "the model tiny.en knows English only: language must be en or auto",
                                   ) or refusal.detail.endswith("must be valid Unicode text"), refusal.detail
 
 

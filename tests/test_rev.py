@@ -272,7 +272,7 @@ def test_invalid_values_answer_400(service, body, detail):
 def test_auth_headers_reach_the_media_host(service, media_url):
     with service.client() as client:
         response = client.post("/speechtotext/v1/jobs", json={"media_url": media_url})
-    assert response.status_code == 400 and "HTTP 401" in response.json()["detail"]
+    assert response.status_code == 400 and "HTTP status 401" in response.json()["detail"]
 
 
 def test_other_bodies_are_refused(service):

@@ -24,6 +24,8 @@ Retries: a network error, 408, 429 or 5xx is tried again after backoff, 2 x back
 backoff ..., DIARIST_CALLBACK_ATTEMPTS times in all; a 2xx ends it, and so does any other
 answer (redirects are not followed). A delivery that failed for good is published as
 diarist.JobCallbackFailed, which the fold records as the job's callback_failure_reason.
+Deliveries go through the URL guard (streams/urls.py, DIARIST_URL_ALLOW): an address it refuses
+is not tried again, and a reason never says what answered.
 
 Poison: each event goes through the worker process's DeadLetters (streams/deadletters.py) as
 agent `callbacks`: a value that cannot be decoded, or whose announcing raises, is dead-lettered,
@@ -59,6 +61,7 @@ from diarist.streams.jobs.errors import JobError
 from diarist.streams.jobs.service import JobService, Result
 from diarist.streams.jobs.store import Publish
 from diarist.streams.topics import topics
+from diarist.streams.urls import FetchRefused, failure_reason, guarded_client
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +106,13 @@ async def post(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[s
         try:
             response = await client.post(url, content=body, headers=headers)
         except httpx.HTTPError as exc:
-            reason = f"{type(exc).__name__} {exc}".strip()
+            reason = failure_reason(exc)  # never what answered
+            if isinstance(exc, FetchRefused):
+                return reason  # the guard refuses it every time
         else:
             if response.is_success:
                 return None
-            reason = f"HTTP {response.status_code}"
+            reason = failure_reason(response.status_code)
             if response.status_code < 500 and response.status_code not in RETRIED_STATUSES:
                 return reason
         if attempt < attempts:
@@ -124,7 +129,7 @@ async def send_callbacks(settings: Settings, jobs: JobService, render: Render, d
         bootstrap_servers=settings.bootstrap, group_id=names.callbacks_group, enable_auto_commit=False,
         auto_offset_reset="earliest", session_timeout_ms=int(settings.session_timeout * 1000),
         heartbeat_interval_ms=int(min(3.0, settings.session_timeout / 3) * 1000))
-    async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT) as receivers:
+    async with guarded_client(jobs.url_allow, REQUEST_TIMEOUT) as receivers:  # each delivery through the URL guard
         sender = CallbackSender(settings, jobs, render, consumer, receivers, dead_letters)
         await consumer.start()
         try:

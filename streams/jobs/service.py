@@ -37,6 +37,7 @@ from diarist.streams.jobs.errors import (
 from diarist.streams.jobs.index import cursor_after, sort_key
 from diarist.streams.jobs.store import JobStore, Publish, media_key, new_job_id, transition
 from diarist.streams.jobs.types import Idempotency
+from diarist.streams.urls import Allowlist, URLInvalid, URLRefused, describe_failure, guarded_client
 
 TERMINAL = frozenset({lc.COMPLETED, lc.FAILED, lc.STOPPED, lc.DELETED})
 COMMANDS = ("stop", "retry", "delete")
@@ -128,12 +129,16 @@ class NoPeers:
 
 class JobService:
     def __init__(self, store: JobStore, publish: Publish, blobs: BlobStore, *, max_media_bytes: int,
-                 media_url_timeout: float, peers: Peers | None = None) -> None:
+                 media_url_timeout: float, url_allow: Allowlist | None = None, default_model: str | None = None,
+                 peers: Peers | None = None) -> None:
         self.store = store
         self.publish = publish
         self.blobs = blobs
         self.max_media_bytes = max_media_bytes
         self.media_url_timeout = media_url_timeout
+        # What media and callback URLs may point to although not public (DIARIST_URL_ALLOW); by default nothing.
+        self.url_allow = url_allow if url_allow is not None else Allowlist()
+        self.default_model = default_model  # what runs a job that names no model (the workers' DIARIST_MODEL)
         self.peers: Peers = peers or NoPeers()
 
     # Taking media in: stored first (claim check), then the job is created with a reference.
@@ -158,21 +163,21 @@ class JobService:
 
     async def fetch_media(self, url: str, headers: dict[str, str] | None = None, job_id: str | None = None,
                     name: str = "media_url") -> StoredMedia:
-        """The media at an http(s) URL, streamed into the blob store."""
+        """The media at an http(s) URL, streamed into the blob store through the URL guard: every
+        connection, each redirect hop included, goes only to an address the guard allows. A failure
+        says that the fetch failed, never what answered."""
         try:
-            async with httpx.AsyncClient(timeout=self.media_url_timeout, follow_redirects=True) as client:
+            async with guarded_client(self.url_allow, self.media_url_timeout, follow_redirects=True) as client:
                 async with client.stream("GET", url, headers=headers) as response:
                     if response.status_code != 200:
-                        raise MediaUnavailable(f"{name} answered HTTP {response.status_code}")
+                        raise MediaUnavailable(describe_failure(response.status_code, name))
                     filename = PurePosixPath(urlsplit(url).path).name or "media"
                     return await self.store_media(response.aiter_bytes(CHUNK), filename,
                                             response.headers.get("content-type"), job_id)
         except MediaEmpty:
             raise MediaUnavailable(f"{name} gave an empty body") from None
-        except httpx.TimeoutException:
-            raise MediaUnavailable(f"{name} did not answer within {self.media_url_timeout:g} s") from None
-        except httpx.HTTPError as exc:
-            raise MediaUnavailable(f"{name} could not be fetched: {exc}") from None
+        except (httpx.HTTPError, httpx.InvalidURL, URLInvalid, URLRefused) as exc:
+            raise MediaUnavailable(describe_failure(exc, name)) from None
 
     async def discard(self, media: StoredMedia) -> None:
         """Erases stored media whose job will not be created."""

@@ -44,7 +44,8 @@ class JobsWorker:
         self.store = JobStore(self.table, JobIndex(settings.data_dir / "index"), self.blobs)
         # Peers are the edge's to give (api/forwarding.py); until then this worker answers alone.
         self.jobs = JobService(self.store, self.publish, self.blobs, max_media_bytes=settings.max_media_bytes,
-                               media_url_timeout=settings.media_url_timeout)
+                               media_url_timeout=settings.media_url_timeout, url_allow=settings.url_allow(),
+                               default_model=settings.model)
         self.dead_letters = dead_letters(self.app, names.dead_letters)
         self.heartbeats = HeartbeatBoard(settings.bootstrap, names.heartbeats, self.dead_letters)
         self.app.agent(self.events_topic, name="fold-events")(self._fold_events)
