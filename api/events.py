@@ -257,6 +257,13 @@ routes: list[BaseRoute] = [
 _STREAM_DESCRIPTION = (
     "Server-sent events (text/event-stream). `event: job` events carry the job as GET /v1/jobs/{id} shows it "
     "(`data:` JSON on one line); a `: keepalive` comment comes every 15 s without an event.")
+# One server-sent event, as a client's parser gives it (OpenAPI 3.1 has a text/event-stream schema describe each
+# event); x-item-schema says what its data holds.
+_EVENT = {"type": "object", "properties": {
+    "event": {"type": "string", "enum": ["job", "end"]},
+    "data": {"type": "string", "contentMediaType": "application/json",
+             "description": "job: the job as GET /v1/jobs/{id} shows it; end: {\"id\", \"status\"}"},
+    "id": {"type": "string"}, "retry": {"type": "integer"}}}
 _SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"session": []}]
 _UNAUTHORIZED = {"$ref": "#/components/responses/Unauthorized"}
 _FORBIDDEN = {"description": "the session cookie came with a request from another site, or a change without its "
@@ -275,7 +282,7 @@ paths = {
             "security": _SECURITY,
             "responses": {
                 "200": {"description": "the job's states as server-sent events",
-                        "content": {MEDIA_TYPE: {"schema": {"type": "string"},
+                        "content": {MEDIA_TYPE: {"schema": _EVENT,
                                                  "x-item-schema": {"$ref": "#/components/schemas/Job"}}}},
                 "401": _UNAUTHORIZED,
                 "403": _FORBIDDEN,
@@ -294,7 +301,7 @@ paths = {
             "security": _SECURITY,
             "responses": {
                 "200": {"description": "jobs as server-sent events",
-                        "content": {MEDIA_TYPE: {"schema": {"type": "string"},
+                        "content": {MEDIA_TYPE: {"schema": _EVENT,
                                                  "x-item-schema": {"$ref": "#/components/schemas/Job"}}}},
                 "401": _UNAUTHORIZED,
                 "403": _FORBIDDEN,

@@ -141,8 +141,9 @@ paths = {
                 "400": {"description": "not a peer call", "content": {"application/problem+json": {
                     "schema": {"$ref": "#/components/schemas/Problem"}}}},
                 "401": {"$ref": "#/components/responses/Unauthorized"},
-                "404": {"description": "no such job, or no such operation", "content": {"application/json": {
-                    "schema": {"type": "object"}}}},
+                "404": {"description": "no such job (a peer's answer), or no such operation (a problem)", "content": {
+                    "application/json": {"schema": {"type": "object"}},
+                    "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}},
                 "409": {"description": "the job's state refused it", "content": {"application/json": {
                     "schema": {"type": "object"}}}},
                 "410": {"description": "the job was deleted", "content": {"application/json": {
