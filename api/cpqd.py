@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from diarist.api import guard, idempotency, ingest, writers
-from diarist.api.options import loads
+from diarist.api.options import loads, parse_options
 from diarist.api.params import datetime_param, int_param
 from diarist.api.problems import Problem
 from diarist.api.surface import Surface, job_service
@@ -27,6 +27,7 @@ from diarist.streams.inference.diarization import DEFAULT_THRESHOLD
 from diarist.streams.inference.media import MediaError, probe
 from diarist.streams.jobs import lifecycle as lc
 from diarist.streams.jobs.service import Query, StoredMedia
+from diarist.streams.jobs.types import Status
 
 SYNC_MAX_SECONDS = 120.0  # CPqD's limit for synchronous transcription
 SYNC_WAIT_SECONDS = 600.0  # after this a synchronous request answers the job as it is
@@ -34,7 +35,7 @@ KEPT_FOR_REPEATS = 24 * 3600  # how long a synchronous job made with an Idempote
 API = "cpqd"  # options.api of its jobs, and the scope of its Idempotency-Keys
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 DEFAULT_LM = "builtin:slm/general"
-STATUSES = (lc.QUEUED, lc.IN_PROGRESS, lc.COMPLETED, lc.FAILED, lc.STOPPED, lc.DELETED)
+STATUSES = tuple(Status)
 MAX_FORM_FIELDS = 64  # config and callback_urls may each be repeated
 # Commas separate `key=value` pairs in one string-form config field, but not the words of a value.
 PAIR_SEPARATOR = re.compile(r",(?=\s*[\w.]+\s*=)")
@@ -87,7 +88,7 @@ def _options(config_parts: list[Any], tag: str | None, callback_urls: list[str])
     if unknown:
         raise Problem(422, f"unknown config keys: {', '.join(unknown)}; this service takes {', '.join(CONFIG)}")
     raw = {CONFIG[key][0]: CONFIG[key][1](value) for key, value in config.items()}
-    return ingest.parse_options({**raw, "tag": tag, "callback_urls": callback_urls}, api="cpqd")
+    return parse_options({**raw, "tag": tag, "callback_urls": callback_urls}, api="cpqd")
 
 
 def _config_items(part: Any) -> list[tuple[str, Any]]:

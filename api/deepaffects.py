@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from diarist.api import guard, idempotency, ingest, writers
+from diarist.api.options import parse_options
 from diarist.api.params import json_object
 from diarist.api.problems import Problem, restated
 from diarist.api.surface import Surface, job_service
@@ -113,7 +114,7 @@ def _options(body: dict, api: str, request_id: str, webhook: str | None) -> dict
         raise Problem(400, "languageCode must be a string such as en-US")
     speakers = body.get("speakers", body.get("speakerCount", -1))  # the SDK's name, and the docs'
     with restated(422, _bad_request):
-        return ingest.parse_options({
+        return parse_options({
             "language": language.split("-")[0].lower(),
             "speakers_count": None if speakers == -1 else speakers,
             "diarization": api == DIARIZE or body.get("enableSpeakerDiarization", False),

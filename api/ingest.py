@@ -15,8 +15,6 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
 from diarist.api import guard
-from diarist.api.options import ENGINES as ENGINES  # JobOptions live in api/options.py; these names stay
-from diarist.api.options import TASKS as TASKS  # importable from here for the modules that use them
 from diarist.api.options import loads, parse_options
 from diarist.api.problems import Problem
 from diarist.streams.jobs.errors import MediaTooLarge

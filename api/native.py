@@ -12,16 +12,12 @@ from diarist.api.surface import Surface, job_service
 from diarist.api.views import job_json
 from diarist.streams.jobs import lifecycle as lc
 from diarist.streams.jobs.service import Query
+from diarist.streams.jobs.types import Status, Task
 
-RESULT_FORMATS = {
-    "json": (writers.native_json, "application/json"),
-    "csv": (writers.csv, "text/csv; charset=utf-8"),
-    "srt": (writers.srt, "application/x-subrip; charset=utf-8"),
-    "vtt": (writers.vtt, "text/vtt; charset=utf-8"),
-    "txt": (writers.txt, "text/plain; charset=utf-8"),
-}
+RESULT_FORMATS = writers.FORMATS
 SERVED_BY = "x-diarist-served-by"  # which jobs worker's table answered
-STATUSES = ("QUEUED", "IN_PROGRESS", "COMPLETED", "FAILED", "STOPPED", "DELETED")
+STATUSES = tuple(Status)
+TASKS = tuple(Task)
 
 
 async def create_job(request: Request) -> Response:
@@ -60,8 +56,8 @@ def query_of(request: Request) -> Query:
     status, task = q.get("status"), q.get("task")
     if status is not None and status.upper() not in STATUSES:
         raise Problem(422, f"status must be one of {', '.join(STATUSES)}")
-    if task is not None and task.upper() not in ingest.TASKS:
-        raise Problem(422, f"task must be one of {', '.join(t.lower() for t in ingest.TASKS)}")
+    if task is not None and task.upper() not in TASKS:
+        raise Problem(422, f"task must be one of {', '.join(t.lower() for t in TASKS)}")
     return Query(status=status and status.upper(), task=task and task.upper(), tag=q.get("tag"),
                  filename=q.get("filename"),
                  created_after=datetime_param(q.get("created_after"), "created_after"),
@@ -114,7 +110,7 @@ routes = [
 _JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _FILTERS = [
     {"name": "status", "in": "query", "schema": {"type": "string", "enum": list(STATUSES)}},
-    {"name": "task", "in": "query", "schema": {"type": "string", "enum": [t.lower() for t in ingest.TASKS]}},
+    {"name": "task", "in": "query", "schema": {"type": "string", "enum": [t.lower() for t in TASKS]}},
     {"name": "tag", "in": "query", "schema": {"type": "string"}},
     {"name": "filename", "in": "query", "schema": {"type": "string"}},
     {"name": "created_after", "in": "query", "description": "inclusive; ISO 8601 with a UTC offset",

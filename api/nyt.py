@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from diarist.api import guard, idempotency, ingest, writers
-from diarist.api.native import RESULT_FORMATS
+from diarist.api.options import parse_options
 from diarist.api.params import json_object
 from diarist.api.problems import Problem
 from diarist.api.surface import Surface, job_service
@@ -89,7 +89,7 @@ async def create_job(request: Request) -> Response:
     metadata = {"media_url": media_url, "provider": _text(fields, "provider"), "provider_params": provider_params,
                 "output_types": _output_types(fields.get("output_types", DEFAULT_OUTPUT_TYPES)),
                 "job_type": _text(fields, "job_type")}
-    options = ingest.parse_options({
+    options = parse_options({
         "tag": fields.get("parent_id") or None, "language": fields.get("language", DEFAULT_LANGUAGE),
         "metadata": json.dumps(metadata),
         # provider_params.callback is where NYT's providers call back when a job ends; here this
@@ -153,7 +153,7 @@ async def download(request: Request) -> Response:
     """The captions file in the format of the path, named as the job's output."""
     kind = _format(request)
     job = await _job(request)
-    write, media_type = RESULT_FORMATS[kind]
+    write, media_type = writers.FORMATS[kind]
     filename = _filename(job["id"], json.loads(job["options"]["metadata"])["media_url"], kind)
     return Response(write(await job_service(request).result(job["id"])), media_type=media_type,
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
@@ -291,7 +291,7 @@ paths: dict[str, Any] = {
     "/jobs/{id}/download/{format}": {"get": {
         "summary": "The captions file, named as the job's output of that type", "operationId": "nyt_download",
         **_caption_file("the captions, with a Content-Disposition filename",
-                        [RESULT_FORMATS[kind][1] for kind in CAPTION_FORMATS]),
+                        [writers.FORMATS[kind][1] for kind in CAPTION_FORMATS]),
     }},
     "/jobs/{id}/transcript/{format}": {"get": {
         "summary": "The captions' words as one line of plain text", "operationId": "nyt_transcript",

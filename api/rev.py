@@ -20,13 +20,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from diarist.api import guard, idempotency, ingest, writers
-from diarist.api.options import loads
+from diarist.api.options import loads, parse_options
 from diarist.api.params import json_object
 from diarist.api.problems import Problem, restated
 from diarist.api.surface import Surface, job_service
 from diarist.api.views import job_json
 from diarist.streams.jobs.errors import NotFound
 from diarist.streams.jobs.service import Query, cursor_at
+from diarist.streams.jobs.types import Status
 
 ERRORS = "https://www.rev.ai/api/v1/errors/"
 REV_JSON = "application/vnd.rev.transcript.v1.0+json"
@@ -64,17 +65,17 @@ CAPTION_FORMATS: dict[str, Callable[[dict], Any]] = {"application/x-subrip": wri
 
 def rev_status(job: dict) -> str:
     status = _ended_as(job)
-    if status in ("QUEUED", "IN_PROGRESS"):
+    if status in (Status.QUEUED, Status.IN_PROGRESS):
         return "in_progress"
-    return BY_TASK[job["options"]["task"]].done if status == "COMPLETED" else "failed"
+    return BY_TASK[job["options"]["task"]].done if status == Status.COMPLETED else "failed"
 
 
 def _ended_as(job: dict) -> str:
     """The job's native status; for a deleted job, the one it was deleted in (a callback may read a
     job that delete_after_seconds 0 already deleted, and still tells how it ended)."""
-    if job["status"] != "DELETED":
-        return job["status"]
-    return "COMPLETED" if job["completed_at"] else "FAILED" if job["failure_reason"] else "STOPPED"
+    if job["status"] != Status.DELETED:
+        return Status(job["status"])
+    return Status.COMPLETED if job["completed_at"] else Status.FAILED if job["failure_reason"] else Status.STOPPED
 
 
 def rev_job(job: dict) -> dict[str, Any]:
@@ -98,10 +99,10 @@ def _failure(job: dict) -> dict[str, str]:
     # A job that failed before its media was probed failed on the media; anything later (or a
     # stop, which Rev has no word for) is on the service's side.
     status = _ended_as(job)
-    if status == "FAILED":
+    if status == Status.FAILED:
         failure = "invalid_media" if "duration" not in job["media"] else "internal_processing"
         return {"failure": failure, "failure_detail": job["failure_reason"]}
-    if status == "STOPPED":
+    if status == Status.STOPPED:
         return {"failure": "internal_processing", "failure_detail": "the job was stopped before it finished"}
     return {}
 
@@ -193,7 +194,7 @@ def _native_options(fields: dict, surface: RevApi, uploaded: bool) -> dict[str, 
     if not isinstance(skip_diarization, bool):
         raise _invalid_field("skip_diarization", "must be true or false")
     with restated(422, _invalid_parameters):
-        return ingest.parse_options({
+        return parse_options({
             "task": surface.task, "metadata": given.get("metadata"),
             "delete_after_seconds": given.get("delete_after_seconds"),
             "callback_urls": [callback_url] if callback_url else [], "callback_headers": callback_headers,
@@ -250,7 +251,7 @@ async def _job(request: Request, surface: RevApi) -> dict:
         job = job_json(await job_service(request).read(job_id))
     except NotFound:
         raise _not_found(job_id) from None
-    if job["status"] == "DELETED" or job["options"]["task"] != surface.task:
+    if job["status"] == Status.DELETED or job["options"]["task"] != surface.task:
         raise _not_found(job_id)
     return job
 
@@ -275,7 +276,7 @@ async def list_jobs(request: Request, surface: RevApi) -> Response:
     # Deleted jobs are gone to Rev's clients: page on past them so that a page is only short at the end.
     while len(jobs) < limit:
         page = await job_service(request).page(Query(task=surface.task), limit=limit - len(jobs), cursor=cursor)
-        jobs += [job_json(job) for job in page.jobs if job["status"] != "DELETED"]
+        jobs += [job_json(job) for job in page.jobs if job["status"] != Status.DELETED]
         cursor = page.next_cursor
         if cursor is None:
             break

@@ -122,12 +122,12 @@ def test_a_media_url_is_streamed_in_and_capped(client, blobs, file_server):
 ])
 def test_bad_options_are_422(options, fragment):
     with pytest.raises(Problem) as refused:
-        ingest.parse_options(options)
+        parse_options(options)
     assert refused.value.status == 422 and fragment in refused.value.detail
 
 
 def test_options_are_normalised():
-    options = ingest.parse_options({"language": "auto", "metadata": {"order": 66}})
+    options = parse_options({"language": "auto", "metadata": {"order": 66}})
     assert options["language"] is None and options["metadata"] == '{"order": 66}'
 
 

@@ -276,10 +276,3 @@ def test_the_openapi_document_takes_both_schemas_from_here():
 
     assert openapi.COMPONENTS["schemas"]["JobOptions"] is options.SCHEMA
     assert openapi.JOB["properties"]["options"] is options.STORED_SCHEMA
-
-
-def test_the_old_names_in_ingest_are_the_ones_here():
-    from diarist.api import ingest
-
-    assert ingest.parse_options is options.parse_options
-    assert ingest.TASKS == ("TRANSCRIPTION", "LANGUAGE_IDENTIFICATION") and ingest.ENGINES == options.ENGINES
