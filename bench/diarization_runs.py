@@ -40,9 +40,11 @@ def der_components(turns: list, duration: float, hypothesis_turns: list, collar:
     return DiarizationErrorRate(collar=collar, skip_overlap=False).compute_components(reference, hypothesis, uem=uem)
 
 
-def run(files: list[dict], methods: dict, hints: bool = True, log=print) -> list[dict]:
-    """Each method on each file, without hints and (hints) with speakers_count; one row per
-    (file, method, hinted): speakers found, turns, seconds."""
+def run(files: list[dict], methods: dict, hinted_methods: tuple[str, ...] | None = None, log=print,
+        after=None) -> list[dict]:
+    """Each method on each file without hints, and those of hinted_methods (default: all) with
+    speakers_count too; one row per (file, method, hinted): speakers found, turns, seconds.
+    after(rows) is called after each file (to save partial results)."""
     from diarist.streams.inference.diarization import SpeakerBounds
 
     rows = []
@@ -50,8 +52,9 @@ def run(files: list[dict], methods: dict, hints: bool = True, log=print) -> list
         t0 = time.perf_counter()
         audio, regions = speech(f["path"])
         vad_s = time.perf_counter() - t0
+        done = len(rows)
         for name, diarize in methods.items():
-            for hinted in (False, True) if hints else (False,):
+            for hinted in (False, True) if hinted_methods is None or name in hinted_methods else (False,):
                 bounds = SpeakerBounds(count=f["speakers"]) if hinted else SpeakerBounds()
                 t0 = time.perf_counter()
                 turns = diarize(audio, regions, bounds)
@@ -59,8 +62,10 @@ def run(files: list[dict], methods: dict, hints: bool = True, log=print) -> list
                 rows.append({"file": f["name"], "method": name, "hinted": hinted, "seconds": seconds,
                              "vad_seconds": vad_s, "speakers": len({t.speaker for t in turns}),
                              "turns": [(t.start, t.end, t.speaker) for t in turns]})
-        log(f"  {f['name']}: {f['duration']:.0f} s, " + ", ".join(
-            f"{r['method']}{'+n' if r['hinted'] else ''} {r['speakers']} spk" for r in rows[-len(methods) * (1 + hints):]))
+        log(f"  {f['name']}: {f['duration']:.0f} s, {f['speakers']} speakers; found " + ", ".join(
+            f"{r['method']}{' (n given)' if r['hinted'] else ''} {r['speakers']}" for r in rows[done:]))
+        if after:
+            after(rows)
     return rows
 
 
