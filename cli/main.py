@@ -29,7 +29,8 @@ def _ensure_topics(settings: Settings) -> None:
     from diarist.infra.topics import ensure_topics
     from diarist.streams.topics import topic_specs
 
-    ensure_topics(settings.bootstrap, topic_specs(settings))
+    ensure_topics(settings.bootstrap, topic_specs(settings), replication_factor=settings.replication_factor,
+                  min_insync_replicas=settings.min_insync_replicas)
 
 
 def _use_schema_registry(settings: Settings) -> None:

@@ -1,7 +1,9 @@
-"""Run a single-node Apache Kafka broker (KRaft, broker+controller) as a local child process.
+"""Run an Apache Kafka node (KRaft, broker+controller) as a local child process.
 
-Used by the tests and by `diarist` local runs, so that nothing but Java and Maven has to be
-installed: the broker jars are resolved from Maven Central once and cached.
+Alone it is the embedded single-node broker of the tests and of `diarist up`; several of them
+with one controller quorum and one cluster id make a cluster on one machine (infra/cluster.py).
+Nothing but Java and Maven has to be installed: the broker jars are resolved from Maven Central
+once and cached.
 """
 
 from __future__ import annotations
@@ -114,14 +116,34 @@ def _new_cluster_id() -> str:
             return cid
 
 
-class KafkaBroker:
-    """A single-node KRaft Kafka broker whose data lives in `data_dir` and survives restarts."""
+# What a single node needs: its internal topics cannot have more replicas than there are brokers.
+SINGLE_NODE = {
+    "offsets.topic.replication.factor": "1",
+    "transaction.state.log.replication.factor": "1",
+    "transaction.state.log.min.isr": "1",
+}
 
-    def __init__(self, data_dir: Path, port: int = 9092, controller_port: int | None = None, heap: str = "512m") -> None:
+
+class KafkaBroker:
+    """A KRaft Kafka node (broker and controller) whose data lives in `data_dir` and survives restarts.
+
+    By default a cluster of its own (node 1, the only voter, a cluster id made at the first
+    start). As one node of several, give each its `node_id`, the same `voters`
+    ("1@127.0.0.1:9093,2@...": every controller's id and controller address) and the same
+    `cluster_id`; `config` adds or overrides server properties (replication defaults).
+    """
+
+    def __init__(self, data_dir: Path, port: int = 9092, controller_port: int | None = None, heap: str = "512m",
+                 node_id: int = 1, voters: str | None = None, cluster_id: str | None = None,
+                 config: dict[str, str] | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.port = port
         self.controller_port = port + 1 if controller_port is None else controller_port
         self.heap = heap
+        self.node_id = node_id
+        self.voters = voters or f"{node_id}@127.0.0.1:{self.controller_port}"
+        self._cluster_id = cluster_id
+        self.config = SINGLE_NODE if config is None else config
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
 
@@ -159,16 +181,13 @@ class KafkaBroker:
     def _write_properties(self) -> Path:
         props = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": self.voters,
             "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
             "controller.listener.names": "CONTROLLER",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "log.dirs": str(self.log_dir),
-            "offsets.topic.replication.factor": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
             # After a crash the controller refuses the restarted broker's registration until the old
             # session expires (DUPLICATE_BROKER_REGISTRATION); half the defaults (2 s / 9 s), same ratio.
@@ -176,6 +195,7 @@ class KafkaBroker:
             "broker.session.timeout.ms": "4500",
             # The project creates its topics itself (with the right partition counts).
             "auto.create.topics.enable": "false",
+            **self.config,
         }
         path = self.data_dir / "server.properties"
         path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
@@ -189,7 +209,9 @@ class KafkaBroker:
             return
         cid_file = self.data_dir / "cluster.id"
         if not cid_file.is_file():
-            cid_file.write_text(_new_cluster_id() + "\n")
+            cid_file.write_text((self._cluster_id or _new_cluster_id()) + "\n")
+        elif self._cluster_id is not None and self.cluster_id != self._cluster_id:
+            raise BrokerError(f"{cid_file} names cluster {self.cluster_id}, not {self._cluster_id}")
         cmd = self._java(libs, "kafka.tools.StorageTool", "format", "-t", self.cluster_id or "", "-c", str(config))
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -206,8 +228,17 @@ class KafkaBroker:
     def start(self, timeout: float = 90.0) -> None:
         """Start the broker and return once it answers metadata requests.
 
-        `timeout` covers the broker start only, not a first-time download of the jars.
+        `timeout` covers the broker start only, not a first-time download of the jars. A node of
+        several answers only once a majority of the voters runs: start them all with launch(),
+        then wait_ready() each.
         """
+        if self.running:
+            return
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Start the JVM (formatting the log directory the first time) without waiting for it."""
         if self.running:
             return
         for p in (self.port, self.controller_port):
@@ -228,6 +259,9 @@ class KafkaBroker:
             self._proc = subprocess.Popen(cmd, cwd=self.data_dir, stdin=subprocess.DEVNULL,
                                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         atexit.register(self.stop)
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        """Return once the launched broker answers metadata requests; stop it when it does not."""
         try:
             self._wait_ready(timeout)
         except BaseException:  # includes Ctrl-C while waiting: never leave a half-started JVM behind
@@ -261,6 +295,12 @@ class KafkaBroker:
                     return
             except KafkaException:  # until the listener is up
                 time.sleep(0.1)
+
+    def terminate(self) -> None:
+        """Send SIGTERM and return at once: the nodes of a cluster stop together, as the last of
+        them to stop alone would wait for a controller quorum that is gone. stop() then waits."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop with SIGTERM (controlled shutdown, logs flushed); SIGKILL only after `timeout`."""

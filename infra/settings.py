@@ -47,6 +47,10 @@ class Settings:
     bootstrap_servers: str = field(default_factory=lambda: _env("BOOTSTRAP_SERVERS", ""))
     broker_port: int = field(default_factory=lambda: int(_env("BROKER_PORT", "9092")))
     partitions: int = field(default_factory=lambda: int(_env("PARTITIONS", "6")))
+    # Replicas of each topic diarist creates, and how many must have a write before it counts
+    # (min.insync.replicas); empty: min(3, brokers), and 2 from three replicas on (infra/topics.py).
+    replication_factor_env: str = field(default_factory=lambda: _env("REPLICATION_FACTOR", ""))
+    min_insync_replicas_env: str = field(default_factory=lambda: _env("MIN_INSYNC_REPLICAS", ""))
     # Names the topics and consumer groups, so that deployments can share one Kafka cluster.
     namespace: str = field(default_factory=lambda: _env("NAMESPACE", "diarist"))
     model: str = field(default_factory=lambda: _env("MODEL", "base"))
@@ -86,6 +90,16 @@ class Settings:
     @property
     def bootstrap(self) -> str:
         return self.bootstrap_servers or f"127.0.0.1:{self.broker_port}"
+
+    @property
+    def replication_factor(self) -> int | None:
+        """DIARIST_REPLICATION_FACTOR; None: as many as the cluster has brokers, up to 3."""
+        return int(self.replication_factor_env) if self.replication_factor_env else None
+
+    @property
+    def min_insync_replicas(self) -> int | None:
+        """DIARIST_MIN_INSYNC_REPLICAS; None: 2 with three replicas or more, else 1."""
+        return int(self.min_insync_replicas_env) if self.min_insync_replicas_env else None
 
     @property
     def blob_dir(self) -> Path:

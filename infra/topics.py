@@ -53,17 +53,39 @@ def _raise_on_mismatch(md: ClusterMetadata, specs: dict[str, TopicSpec]) -> None
         raise TopicError("existing topics do not match their specs: " + "; ".join(bad))
 
 
+def _warn_on_replicas(md: ClusterMetadata, specs: dict[str, TopicSpec], rf: int) -> None:
+    for name in specs:
+        topic = md.topics.get(name)
+        if topic is None or topic.error is not None or not topic.partitions:
+            continue
+        have = {len(p.replicas) for p in topic.partitions.values()}
+        if have != {rf}:
+            # Changing it is a partition reassignment, an operator's decision: never done here.
+            _log.warning("topic %s has %s replicas, not the %d asked for", name,
+                         "/".join(map(str, sorted(have))), rf)
+
+
 def _ready(md: ClusterMetadata, spec: TopicSpec) -> bool:
     t = md.topics.get(spec.name)
     return (t is not None and t.error is None and len(t.partitions) == spec.partitions
             and all(p.leader >= 0 for p in t.partitions.values()))
 
 
-def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec], timeout: float = 30.0) -> None:
+def default_min_insync(replication_factor: int) -> int:
+    """2 of 3 (or more) replicas, so that a write acknowledged by acks=all survives losing a
+    broker and the topic takes writes with one broker down; 1 below three replicas."""
+    return 2 if replication_factor >= 3 else 1
+
+
+def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec], timeout: float = 30.0,
+                  replication_factor: int | None = None, min_insync_replicas: int | None = None) -> None:
     """Create the missing topics of `specs` and wait until every one of them has leaders.
 
     Existing topics are left alone, but one whose partition count differs from its spec is an
-    error. The replication factor is min(3, brokers in the cluster).
+    error (a replication factor other than the one asked for is logged). New topics get
+    `replication_factor` replicas (None: min(3, brokers in the cluster), 1 for the embedded
+    broker), and `min.insync.replicas` = `min_insync_replicas` (None: default_min_insync) unless
+    the spec sets it.
     """
     wanted: dict[str, TopicSpec] = {}
     for spec in specs:
@@ -79,10 +101,19 @@ def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec], timeout: f
         raise TopicError(f"cannot reach Kafka at {bootstrap_servers}: {exc}") from exc
     _raise_on_mismatch(md, wanted)
 
+    rf = min(3, len(md.brokers)) if replication_factor is None else replication_factor
+    min_isr = default_min_insync(rf) if min_insync_replicas is None else min_insync_replicas
+    if rf < 1 or not 1 <= min_isr <= rf:
+        raise TopicError(f"replication factor {rf} with min.insync.replicas {min_isr}: need 1 <= min.insync <= replicas")
+    if replication_factor is not None:
+        _warn_on_replicas(md, wanted, rf)
     missing = [spec for name, spec in wanted.items() if name not in md.topics or md.topics[name].error is not None]
     if missing:
-        rf = min(3, len(md.brokers))
-        new = [NewTopic(s.name, s.partitions, rf, config=s.topic_config()) for s in missing]
+        if rf > len(md.brokers):
+            raise TopicError(f"replication factor {rf} needs {rf} brokers; {bootstrap_servers} has "
+                             f"{len(md.brokers)} up (DIARIST_REPLICATION_FACTOR)")
+        new = [NewTopic(s.name, s.partitions, rf, config={"min.insync.replicas": str(min_isr), **s.topic_config()})
+               for s in missing]
         futures = admin.create_topics(new, operation_timeout=timeout, request_timeout=timeout)
         for name, fut in futures.items():
             try:

@@ -17,6 +17,9 @@ def faust_app(app_id: str, settings: Settings) -> faust.App:
         topic_partitions=settings.partitions,
         # Topics are created by the project (infra.topics), never by whoever touches them first.
         topic_allow_declare=False,
+        # What Faust would give a topic of its own; it declares none (above), and infra/topics.py
+        # gives the project's DIARIST_REPLICATION_FACTOR replicas.
+        topic_replication_factor=settings.replication_factor or 1,
         web_enabled=False,
         # Faust tells every worker where each partition's owner is by this URL: the edge's.
         canonical_url=settings.advertised_url,
