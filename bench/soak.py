@@ -659,11 +659,17 @@ class Soak:
         accepted = [j for j in self.jobs if j.id]
         deadline = submitted_at + c.drain_timeout
         all_ended_at = None
+        said = time.monotonic()
         while time.monotonic() < deadline:
             if self.listed_at > time.monotonic() - 4 and all(
                     self.statuses.get(j.id or "", {}).get("status") in TERMINAL for j in accepted):
                 all_ended_at = time.monotonic()
                 break
+            if time.monotonic() - said >= 60:
+                said = time.monotonic()
+                c.say(f"{said - self.started:6.1f} s  draining: "
+                      f"{sum(self.statuses.get(j.id or '', {}).get('status') in TERMINAL for j in accepted)} "
+                      f"of {len(accepted)} ended")
             await asyncio.sleep(2.0)
         # Callbacks: until each ending has a delivery, or the callback timeout.
         topic = None
