@@ -8,26 +8,7 @@ from diarist.schemas import codec
 
 def read_all(bootstrap: str, topic: str) -> list[tuple[str, str, dict]]:
     """Every message now in the topic as (key, schema name, record), in offset order per partition."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "tests-reader", "enable.auto.commit": False})
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        out = []
-        for p in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if high <= low:
-                continue
-            consumer.assign([TopicPartition(topic, p, low)])
-            seen = low
-            while seen < high:
-                message = consumer.poll(5)
-                if message is None or message.error():
-                    continue
-                seen = message.offset() + 1
-                name, record = codec().decode(message.value())
-                out.append((message.key().decode(), name, record))
-        return out
-    finally:
-        consumer.close()
+    return [(key.decode(), *codec().decode(value)) for key, value, _ in read_raw(bootstrap, topic)]
 
 
 def produce(bootstrap: str, topic: str, key: str, name: str, record: dict) -> None:

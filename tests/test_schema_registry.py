@@ -15,7 +15,6 @@ import io
 import json
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
@@ -32,6 +31,7 @@ from diarist.schemas.codec import Codec
 from diarist.streams.jobs import lifecycle as lc
 
 from .conftest import running_service
+from .kafka_tools import read_raw
 from .service import KEY, submit, until_status, wait_for_job
 
 MEDIA_TYPE = "application/vnd.schemaregistry.v1+json"
@@ -184,25 +184,7 @@ def test_the_codec_frames_with_the_ids_an_external_registry_gave():
 
 def lifecycle_messages(bootstrap: str, topic: str, job_id: str) -> list[bytes]:
     """The values of every message of one job on the events topic, in order."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "tests-registry", "enable.auto.commit": False})
-    values = []
-    try:
-        for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if high <= low:
-                continue
-            consumer.assign([TopicPartition(topic, p, low)])
-            seen = low
-            while seen < high:
-                message = consumer.poll(5)
-                if message is None or message.error():
-                    continue
-                seen = message.offset() + 1
-                if message.key() == job_id.encode():
-                    values.append(message.value())
-    finally:
-        consumer.close()
-    return values
+    return [value for key, value, _ in read_raw(bootstrap, topic) if key == job_id.encode()]
 
 
 def deserialized_lifecycle(service, job_id: str, registry_url: str) -> list[dict]:
