@@ -91,17 +91,6 @@ def _agglomerative(embeddings: np.ndarray, bounds: SpeakerBounds) -> np.ndarray:
     return labels
 
 
-def speaker_at(turns: list[Turn], start: float, end: float) -> int:
-    """The speaker whose turn overlaps [start, end] most, or the nearest turn's."""
-    if not turns:
-        return 0
-    best = max(turns, key=lambda t: min(end, t.end) - max(start, t.start))
-    if min(end, best.end) - max(start, best.start) > 0:
-        return best.speaker
-    middle = (start + end) / 2
-    return min(turns, key=lambda t: min(abs(middle - t.start), abs(middle - t.end))).speaker
-
-
 def _renumbered(labels: np.ndarray) -> list[int]:
     order: dict[int, int] = {}
     return [order.setdefault(int(label), len(order)) for label in labels]
