@@ -139,9 +139,13 @@ def test_each_edge_streams_the_jobs_of_every_partition(tmp_path_factory, kafka, 
         readers.append(on_second)
         assert on_second.opened.wait(30) and on_second.status == 200
         with first.client() as a, second.client() as b:
-            jobs = [submit(a, speech[0], '{"tag": "sse-pair"}') for _ in range(8)]
-            owners = {job["id"]: b.get(f"/v1/jobs/{job['id']}").headers["x-diarist-served-by"] for job in jobs}
-            assert set(owners.values()) == {first.url, second.url}, "all eight jobs in one worker's partitions"
+            # Job ids are random, so which worker owns a job is chance: submit until each owns one
+            # (one owner for all 24 would be a 1 in 8 million split, or a worker that owns nothing).
+            jobs, owners = [], {}
+            while set(owners.values()) != {first.url, second.url} and len(jobs) < 24:
+                jobs.append(submit(a, speech[0], '{"tag": "sse-pair"}'))
+                owners[jobs[-1]["id"]] = b.get(f"/v1/jobs/{jobs[-1]['id']}").headers["x-diarist-served-by"]
+            assert set(owners.values()) == {first.url, second.url}, f"all {len(jobs)} jobs in one worker's partitions"
             remote = next(job_id for job_id, owner in owners.items() if owner == first.url)
             followed = Reader(f"{second.url}/v1/jobs/{remote}/events")  # a job the other worker owns
             readers.append(followed)
