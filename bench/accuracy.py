@@ -8,10 +8,12 @@ real-time factors and peak memory.
 
     python bench/accuracy.py [--quick] [--control] [--only ENGINE:MODEL ...] [--save results.json]
     python bench/accuracy.py --diarization [--conversations 16] [--seed 0] [--save run.json]
+    python bench/accuracy.py --lid [--only faster-whisper:base] [--threads 2] [--save run.json]
 
 --diarization runs diarization alone (decode, VAD, speaker turns; no transcription) on the
 evaluation split of the real-voice corpus (bench/corpus.py: clean, telephone, noisy) and on the
 espeak dialogues, with today's method (bench/baseline_diarization.py) beside the current one.
+--lid runs language identification alone on the real-voice language clips (bench/language_id.py).
 """
 from __future__ import annotations
 
@@ -689,7 +691,10 @@ def main() -> None:
     parser.add_argument("--diarization", action="store_true",
                         help="diarization alone on real voices and espeak: today's method beside the current one")
     parser.add_argument("--conversations", type=int, default=16, help="--diarization: conversations of the evaluation split")
-    parser.add_argument("--seed", type=int, default=0, help="--diarization: corpus seed")
+    parser.add_argument("--seed", type=int, default=0, help="--diarization, --lid: corpus seed")
+    parser.add_argument("--lid", action="store_true", help="language identification alone on real voices (bench/"
+                        "language_id.py): today's method, the new one and the bare engine, multilingual models")
+    parser.add_argument("--threads", type=int, default=2, help="--lid: engine threads")
     args = parser.parse_args()
     if args.worker:
         worker(*args.worker)
@@ -714,6 +719,13 @@ def main() -> None:
         configs = [c for c in CONFIGS if c in wanted]
         if len(configs) != len(wanted):
             parser.error(f"known configurations: {', '.join(f'{e}:{m}' for e, m in CONFIGS)}")
+
+    if args.lid:
+        from bench import language_id
+
+        warnings.filterwarnings("ignore")
+        chosen = [c for c in configs if MULTILINGUAL[c[1]]]
+        sys.exit(0 if language_id.main(chosen, args.seed, args.threads, args.save) else 1)
 
     from rich.console import Console
 

@@ -7,7 +7,8 @@ committed), and builds from it, for a seed:
 - conversations of 2 to 5 speakers with an exact reference (RTTM): turns of 0.5 to 10 s, short
   gaps, some overlap and back-channel, each in three conditions: clean 16 kHz, telephone band
   (8 kHz µ-law through sox) and background noise at 10-20 dB SNR;
-- clips of one voice speaking whole prompts, for language identification.
+- clips of one voice speaking whole prompts, for language identification: 3-12 s, and 70-120 s
+  files for the windows of a long file.
 
 The voices (see `VOICES`, and docs/accuracy.md for what they allow one to claim):
 
@@ -448,11 +449,12 @@ def build(directory: Path, split: str, count: int, seed: int = 0, conditions: tu
     return files
 
 
-def language_clips(directory: Path, seed: int = 0, per_voice: int = 6, seconds: tuple[float, float] = (3.0, 12.0)
-                   ) -> list[dict]:
+def language_clips(directory: Path, seed: int = 0, per_voice: int = 6, seconds: tuple[float, float] = (3.0, 12.0),
+                   prefix: str = "lid", english: bool = True) -> list[dict]:
     """Clips of one voice speaking whole recordings back to back (0.3 s apart), 3 to 12 s, for
     language identification: per_voice from each sentence voice, every English recording from
-    PyPI as it is. Word voices (klettres) are left out: single syllables do not tell a language."""
+    PyPI as it is (unless not `english`). Word voices (klettres) are left out: single syllables
+    do not tell a language."""
     directory.mkdir(parents=True, exist_ok=True)
     out = []
     for voice in voices():
@@ -471,15 +473,21 @@ def language_clips(directory: Path, seed: int = 0, per_voice: int = 6, seconds: 
                 total += len(audio) / SAMPLE_RATE + 0.3
                 if total >= target:
                     break
-            path = write(directory / f"lid-{voice.name}-{k}.wav", np.concatenate(pieces) * 0.5)
+            path = write(directory / f"{prefix}-{voice.name}-{k}.wav", np.concatenate(pieces) * 0.5)
             out.append({"name": path.stem, "path": str(path), "language": voice.language, "voice": voice.name,
                         "package": voice.package, "duration": round(total, 2), "text": " ".join(texts)})
-    for package, source, text in english_sentences():
+    for package, source, text in english_sentences() if english else []:
         audio, _ = trimmed(load(source))
         path = write(directory / f"lid-{package}-{source.stem}.wav", audio / (np.abs(audio).max() + 1e-9) * 0.5)
         out.append({"name": path.stem, "path": str(path), "language": "en", "voice": f"{package}:{source.stem}",
                     "package": package, "duration": round(len(audio) / SAMPLE_RATE, 2), "text": text})
     return out
+
+
+def long_language_clips(directory: Path, seed: int = 0) -> list[dict]:
+    """Two 70-120 s files of each sentence voice (many recordings back to back), long enough for
+    several 30 s windows of speech; no English: the PyPI sentences are four seconds each."""
+    return language_clips(directory, seed + 1, per_voice=2, seconds=(70.0, 120.0), prefix="lidlong", english=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -533,7 +541,8 @@ def main() -> None:
     files = build(args.out, args.split, args.conversations, args.seed)
     manifest = {"conversations": files}
     if args.lid:
-        manifest["language_clips"] = language_clips(args.out / "lid", args.seed)
+        manifest["language_clips"] = language_clips(args.out / "lid", args.seed) + long_language_clips(
+            args.out / "lid", args.seed)
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
     total = sum(f["duration"] for f in files if f["condition"] == "clean")
     print(f"{len(files)} files ({args.conversations} conversations x {len(CONDITIONS)} conditions, "

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from diarist.streams.inference.asr import Transcriber
+from diarist.streams.inference.asr import Languages, Transcriber
 from diarist.streams.inference.diarization import SpeakerBounds, Turn, diarize, speaker_at
 from diarist.streams.inference.media import (
     SAMPLE_RATE,
@@ -31,7 +31,8 @@ __all__ = ["MediaError", "OptionError", "run"]
 Emit = Callable[[str, dict], None]
 CHUNK_SECONDS = 300.0  # audio given to the engine at once: bounds memory, whatever the duration
 CHUNK_PAD = 1.0
-LANGUAGE_ID_SECONDS = 30.0
+LANGUAGE_WINDOW_SECONDS = 30.0  # Whisper's input; each window is one detect_language call
+LANGUAGE_WINDOWS = 3  # at most, spread over the speech: each costs about 0.65 s with base on 2 cores
 
 
 class OptionError(ValueError):
@@ -113,31 +114,68 @@ def _channel_info(channel: int, audio: Channel, regions: list[tuple[float, float
 
 def _language(transcriber: Transcriber, channels: list[Channel], regions: list[list[tuple[float, float]]],
               options: dict[str, Any]) -> tuple[str | None, float | None, list[tuple[str, float]]]:
-    """The job's language: as asked, or identified on the first half minute of speech."""
+    """The job's language: as asked, or identified on up to LANGUAGE_WINDOWS windows of speech
+    spread over the whole file, their distributions pooled (every language, ranked)."""
     if options.get("language"):
         return options["language"], None, []
     if not transcriber.multilingual:
         if options.get("task") == "LANGUAGE_IDENTIFICATION":
             raise OptionError("language identification needs a multilingual model, such as base")
         return "en", None, []
-    sample = _first_speech(channels, regions, int(LANGUAGE_ID_SECONDS * SAMPLE_RATE))
-    if not len(sample):
+    samples = int(LANGUAGE_WINDOW_SECONDS * SAMPLE_RATE)
+    windows = speech_windows(channels, regions, samples, LANGUAGE_WINDOWS)
+    if not windows:
         return None, None, []
-    language, probability, languages = transcriber.detect_language(sample)
-    return language, round(float(probability), 4), languages
+    ranked = pooled([transcriber.detect_language(filled(w, samples))[2] for w in windows], [len(w) for w in windows])
+    return ranked[0][0], round(ranked[0][1], 4), ranked
 
 
-def _first_speech(channels: list[Channel], regions: list[list[tuple[float, float]]], samples: int) -> np.ndarray:
-    """The first `samples` of speech, channel after channel; read no further than that."""
-    pieces, wanted = [], samples
-    for c, channel in enumerate(channels):
-        for start, end in regions[c]:
+def speech_windows(channels: list[Channel], regions: list[list[tuple[float, float]]], samples: int,
+                   count: int) -> list[np.ndarray]:
+    """Windows of `samples` made only of VAD speech (regions joined, channel after channel):
+    as many as the speech fills, at most `count`, spread evenly from its first second to its
+    last (they overlap rather than leave a short last one); one shorter window when all the
+    speech is shorter. Reads only the spans it returns."""
+    pieces = [(c, int(start * SAMPLE_RATE), int(end * SAMPLE_RATE)) for c in range(len(channels))
+              for start, end in regions[c] if end > start]
+    total = sum(end - start for _, start, end in pieces)
+    if total <= 0:
+        return []
+    n = max(1, min(count, -(-total // samples)))
+    offsets = [round(k * (total - samples) / (n - 1)) for k in range(n)] if n > 1 else [0]
+    windows = []
+    for offset in offsets:
+        out, skipped, wanted = [], 0, min(samples, total)
+        for c, start, end in pieces:
             if wanted <= 0:
                 break
-            first = int(start * SAMPLE_RATE)
-            pieces.append(channel[first:min(int(end * SAMPLE_RATE), first + wanted)])
-            wanted -= len(pieces[-1])
-    return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+            if skipped + end - start <= offset:
+                skipped += end - start
+                continue
+            first = start + max(0, offset - skipped)
+            skipped += end - start
+            out.append(np.asarray(channels[c][first:min(end, first + wanted)], dtype=np.float32))
+            wanted -= len(out[-1])
+        windows.append(np.concatenate(out))
+    return windows
+
+
+def filled(window: np.ndarray, samples: int) -> np.ndarray:
+    """The window repeated to `samples`: Whisper pads every input to 30 s, and a 3 s clip padded
+    is decided mostly from silence (docs/accuracy.md measures the two)."""
+    return np.resize(window, samples) if 0 < len(window) < samples else window
+
+
+def pooled(distributions: list[Languages], weights: list[float]) -> Languages:
+    """Every language's probability over the windows: the mean of their distributions weighted
+    by each window's seconds of speech (docs/accuracy.md compares it with a log-probability sum),
+    ranked."""
+    total: dict[str, float] = {}
+    for ranked, weight in zip(distributions, weights):
+        for code, p in ranked:
+            total[code] = total.get(code, 0.0) + weight * float(p)
+    norm = sum(weights)
+    return sorted(((code, p / norm) for code, p in total.items()), key=lambda item: item[1], reverse=True)
 
 
 def _transcribe(transcriber: Transcriber, channels: list[Channel], regions: list[list[tuple[float, float]]],
