@@ -55,7 +55,7 @@ def create_edge(worker: JobsWorker) -> Starlette:
                                burst=worker.settings.rate_burst, max_uploads=worker.settings.max_concurrent_uploads)],
         exception_handlers=EXCEPTION_HANDLERS,
     )
-    peers_client = httpx.AsyncClient(timeout=60)
+    peers_client = httpx.AsyncClient(timeout=forwarding.TIMEOUT)
     worker.jobs.peers = forwarding.HttpPeers(worker, peers_client)
     app.state.jobs = worker.jobs
     app.state.worker = worker

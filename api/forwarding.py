@@ -6,6 +6,11 @@ advertises each worker's edge URL as its canonical URL) and asks that worker's e
 /internal/jobs/{operation}, which answers from its own partitions only, never asking further.
 Jobs cross as their Avro record (diarist.Job, base64), so the caller gets the very job the owner
 holds, and a refusal comes back as the same error of streams/jobs/errors.py.
+
+Forwards are bounded, in number and in time: past what an owner answers, an edge that forwarded
+everything would queue requests whose clients have long given up, and its own reads would wait
+behind them (docs/deploy.md, Measured). Beyond MAX_IN_FLIGHT a request is refused at once (503,
+Retry-After), and a forward the owner does not answer within TIMEOUT ends in 504.
 """
 from __future__ import annotations
 
@@ -31,15 +36,21 @@ from diarist.streams.jobs.worker import JobsWorker
 JOB_SCHEMA = "diarist.Job"
 PATH = "/internal/jobs/{operation}"
 OPERATIONS = ("read", "result", "command", "page", "count")
+MAX_IN_FLIGHT = 64
+# A stop waits for its event to be applied (a few seconds at most); a connection or a free slot
+# in the pool that takes longer means the owner is gone or swamped.
+TIMEOUT = httpx.Timeout(15.0, connect=3.0, pool=3.0)
 
 
 class HttpPeers:
     """The other jobs workers' edges, asked with one of the service's own API keys."""
 
-    def __init__(self, worker: JobsWorker, client: httpx.AsyncClient) -> None:
+    def __init__(self, worker: JobsWorker, client: httpx.AsyncClient, max_in_flight: int = MAX_IN_FLIGHT) -> None:
         self.worker = worker
         self.client = client
         self.headers = {"Authorization": f"Bearer {min(worker.settings.api_keys())}"}
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
 
     def owner_of(self, job_id: str) -> str | None:
         return self.worker.owner_url(job_id)
@@ -66,8 +77,22 @@ class HttpPeers:
         return count
 
     async def _ask(self, peer: str, operation: str, **args: Any) -> dict[str, Any]:
-        response = await self.client.post(f"{peer}/internal/jobs/{operation}", json=args, headers=self.headers)
-        body: dict[str, Any] = response.json()
+        if self.in_flight >= self.max_in_flight:
+            raise Problem(503, f"{self.in_flight} requests are waiting on other jobs workers already; try again",
+                          headers={"Retry-After": "1"})
+        self.in_flight += 1
+        try:
+            response = await self.client.post(f"{peer}/internal/jobs/{operation}", json=args, headers=self.headers)
+        except httpx.TimeoutException:
+            raise Problem(504, f"the jobs worker at {peer} did not answer in time") from None
+        except httpx.TransportError as exc:
+            raise Problem(502, f"the jobs worker at {peer} cannot be reached ({type(exc).__name__})") from None
+        finally:
+            self.in_flight -= 1
+        try:
+            body: dict[str, Any] = response.json()
+        except ValueError:
+            raise Problem(502, f"the jobs worker at {peer} answered HTTP {response.status_code}, not JSON") from None
         if response.status_code == 200:
             return body
         error = getattr(errors, body.get("error", ""), None)
