@@ -248,7 +248,9 @@ class Cluster:
     def _part(self, name: str, role: str, common: dict[str, str], env: Mapping[str, str] | None,
               url: str | None = None, metrics_url: str | None = None, **own: str) -> Part:
         data_dir = self.data_dir / name
-        part_env = {**os.environ, **common, "DIARIST_DATA_DIR": str(data_dir), **own, **(env or {})}
+        # Unbuffered: the last lines of a part that is SIGKILLed reach its log.
+        part_env = {**os.environ, **common, "DIARIST_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1",
+                    **own, **(env or {})}
         return Part(name, role, part_env, data_dir, url=url, metrics_url=metrics_url)
 
     @property
