@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from faster_whisper.tokenizer import _LANGUAGE_CODES
 
 from diarist.api.problems import Problem
+from diarist.streams.inference.asr import DEFAULT_BATCH_SIZE
 from diarist.streams.inference.weights import MODELS
 from diarist.streams.jobs.types import ENGINES, JobOptions, Task
 
@@ -34,6 +35,7 @@ MAX_SPEAKERS = 20
 MAX_RETENTION_SECONDS = 365 * 24 * 3600
 MAX_METADATA = 4096
 MAX_CALLBACKS = 20
+MAX_BATCH_SIZE = 64
 # The languages Whisper knows (openai-whisper's tokenizer has the same codes); an English-only model knows en.
 LANGUAGES: frozenset[str] = frozenset(_LANGUAGE_CODES)
 ENGLISH = "en"
@@ -73,6 +75,10 @@ PROPERTIES: dict[str, dict[str, Any]] = {
               "description": "words or phrases to expect"},
     "delete_after_seconds": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_RETENTION_SECONDS,
                              "description": "media and result are erased this long after the job ends"},
+    "batch_size": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_BATCH_SIZE,
+                   "description": "30 s windows of speech that faster-whisper decodes at once; 1: one after the "
+                                  "other, each conditioned on the text before it; absent: the worker's default "
+                                  f"({DEFAULT_BATCH_SIZE}). openai-whisper takes it and decodes one after the other"},
 }
 
 SCHEMA: dict[str, Any] = {
@@ -145,7 +151,7 @@ def parse_options(raw: Any, api: str = "diarist") -> JobOptions:
         speakers_count=stored["speakers_count"], min_speakers=stored["min_speakers"],
         max_speakers=stored["max_speakers"], clustering_threshold=stored["clustering_threshold"],
         hints=stored["hints"], delete_after_seconds=stored["delete_after_seconds"],
-        callback_headers=stored["callback_headers"], api=api)
+        callback_headers=stored["callback_headers"], api=api, batch_size=stored["batch_size"])
 
 
 def _normalised(name: str, value: Any) -> Any:

@@ -73,7 +73,7 @@ def test_nothing_given_is_every_option_at_its_default():
         "api": "diarist", "tag": None, "language": None, "model": None, "callback_urls": [], "callback_headers": {},
         "metadata": None, "delete_after_seconds": None, "task": "TRANSCRIPTION", "engine": None,
         "diarization": True, "speakers_count": None, "min_speakers": None, "max_speakers": None,
-        "clustering_threshold": None, "hints": []}
+        "clustering_threshold": None, "hints": [], "batch_size": None}
 
 
 ACCEPTED = [
@@ -94,6 +94,9 @@ ACCEPTED = [
      {"callback_urls": ["https://example.com/hook", "HTTP://example.com/x"], "callback_headers": {"X-A": "b"}}),
     ({"delete_after_seconds": 0}, {"delete_after_seconds": 0}),
     ({"delete_after_seconds": 31536000}, {"delete_after_seconds": 31536000}),
+    ({"batch_size": 1}, {"batch_size": 1}),
+    ({"batch_size": 64, "engine": "openai-whisper"}, {"batch_size": 64, "engine": "openai-whisper"}),
+    ({"batch_size": None}, {}),
 ]
 
 
@@ -129,6 +132,11 @@ REFUSED = [
     ({"delete_after_seconds": 31536001}, "delete_after_seconds must be a whole number from 0 to 31536000"),
     ({"delete_after_seconds": 1.5}, "delete_after_seconds must be a whole number from 0 to 31536000"),
     ({"delete_after_seconds": True}, "delete_after_seconds must be a whole number from 0 to 31536000"),
+    ({"batch_size": 0}, "batch_size must be a whole number from 1 to 64"),
+    ({"batch_size": 65}, "batch_size must be a whole number from 1 to 64"),
+    ({"batch_size": 2.5}, "batch_size must be a whole number from 1 to 64"),
+    ({"batch_size": "8"}, "batch_size must be a whole number from 1 to 64"),
+    ({"batch_size": True}, "batch_size must be a whole number from 1 to 64"),
     ({"task": "translate"}, "task must be one of transcription, language_identification"),
     ({"task": 5}, "task must be one of transcription, language_identification"),
     ({"engine": "kaldi"}, "engine must be one of faster-whisper, openai-whisper"),
@@ -233,6 +241,7 @@ FIELD_VALUES.update({
     "speakers_count": st.integers(-1, 22) | JSON,
     "clustering_threshold": st.floats(-1, 3) | JSON,
     "delete_after_seconds": st.integers(-1, 10**8) | JSON,
+    "batch_size": st.integers(-1, 70) | JSON,
 })
 
 

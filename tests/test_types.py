@@ -150,7 +150,7 @@ def test_a_folded_job_has_the_fields_of_its_type_and_survives_the_codec():
     options = {"tag": None, "language": None, "model": None, "callback_urls": [], "metadata": None,
                "task": types.Task.TRANSCRIPTION, "engine": None, "diarization": True, "speakers_count": None,
                "min_speakers": None, "max_speakers": None, "clustering_threshold": None, "hints": [],
-               "delete_after_seconds": None, "callback_headers": {}, "api": "diarist"}
+               "delete_after_seconds": None, "callback_headers": {}, "api": "diarist", "batch_size": 4}
     spec = {"filename": "a.wav", "media": {"key": "media/a", "md5": "0" * 32, "size": 1, "content_type": None},
             "options": options, "idempotency": None}
     job = lc.fold(None, lc.CREATED, lc.make_event("j1", 1, spec=spec))

@@ -8,6 +8,13 @@ VAD has already chosen what is speech, and the gate drops whole 30 s windows of 
 speech (a four-voice French dialogue gave no text at all with it). Each window is conditioned on
 the text before it, as the engines do by default: chunks of at most five minutes keep a runaway
 repetition short, and without it tiny.en lost two points of WER on the accuracy corpus.
+
+Batched decoding (`batch_size` > 1, faster-whisper only): the speech regions the pipeline's VAD
+found are joined into windows of at most 30 s, and `batch_size` windows go through
+faster-whisper's BatchedInferencePipeline at once. The windows are then decoded independently
+(not conditioned on the text before them): docs/accuracy.md measures what that does to WER and
+speed. openai-whisper has no batched decoder: it takes the option and decodes one window after
+the other.
 """
 from __future__ import annotations
 
@@ -16,10 +23,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from diarist.streams.inference.media import SAMPLE_RATE, find_speech
 from diarist.streams.jobs.types import ENGINES
 
 Segment = dict[str, Any]
 Languages = list[tuple[str, float]]
+Region = tuple[float, float]
+DEFAULT_BATCH_SIZE = 8  # windows decoded at once unless the job says otherwise (docs/accuracy.md)
+WINDOW_SECONDS = 30.0  # Whisper's input
 
 
 class Transcriber(Protocol):
@@ -28,7 +39,11 @@ class Transcriber(Protocol):
 
     def detect_language(self, audio: np.ndarray) -> tuple[str, float, Languages]: ...
 
-    def transcribe(self, audio: np.ndarray, language: str | None, hints: list[str]) -> Iterator[Segment]: ...
+    def transcribe(self, audio: np.ndarray, language: str | None, hints: list[str], batch_size: int = 1,
+                   speech: list[Region] | None = None) -> Iterator[Segment]:
+        """Segments with word timings, in seconds from the start of `audio`. `speech`: the
+        regions of it (seconds) that the caller's VAD found, used when decoding in batches."""
+        ...
 
 
 def cuda_available() -> bool:
@@ -53,9 +68,45 @@ def _segment(start: float, end: float, text: str, words: list[tuple[str, float, 
                        "confidence": round(float(p), 3)} for w, s, e, p in words]}
 
 
+def windows(audio: np.ndarray, speech: list[Region], longest: float = WINDOW_SECONDS) -> list[Region]:
+    """The speech regions joined into spans of at most `longest` seconds (with the silence
+    between the regions they join); a region longer than that is cut at the latest of its
+    quietest 20 ms frames in the second half of each window, so that a cut falls in a pause."""
+    duration = len(audio) / SAMPLE_RATE
+    pieces: list[Region] = []
+    for start, end in speech:
+        start, end = max(0.0, start), min(end, duration)
+        while end - start > longest:
+            cut = _quietest(audio, start + longest / 2, start + longest)
+            pieces.append((start, cut))
+            start = cut
+        if end > start:
+            pieces.append((start, end))
+    out: list[Region] = []
+    for start, end in pieces:
+        if out and end - out[-1][0] <= longest:
+            out[-1] = (out[-1][0], end)
+        else:
+            out.append((start, end))
+    return [(round(start, 3), round(end, 3)) for start, end in out]
+
+
+def _quietest(audio: np.ndarray, low: float, high: float, frame: float = 0.02) -> float:
+    size = int(frame * SAMPLE_RATE)
+    first = int(low * SAMPLE_RATE)
+    span = np.asarray(audio[first:int(high * SAMPLE_RATE)], dtype=np.float32)
+    n = len(span) // size
+    if n < 1:
+        return high
+    energy = np.square(span[:n * size]).reshape(n, size).sum(axis=1)
+    # The latest frame about as quiet as the quietest: windows as full as the pauses allow.
+    quiet = np.flatnonzero(energy <= 2 * energy.min() + 1e-6)
+    return (first + int(quiet[-1]) * size + size / 2) / SAMPLE_RATE
+
+
 class FasterWhisper:
     def __init__(self, model_name: str, threads: int) -> None:
-        from faster_whisper import WhisperModel
+        from faster_whisper import BatchedInferencePipeline, WhisperModel
 
         from diarist.streams.inference.weights import model_dir
 
@@ -63,15 +114,28 @@ class FasterWhisper:
         self.model = WhisperModel(str(model_dir(model_name)), device=self.device, compute_type=compute_type,
                                   cpu_threads=threads, local_files_only=True)
         self.multilingual = self.model.model.is_multilingual
+        self.batched = BatchedInferencePipeline(self.model)
 
     def detect_language(self, audio: np.ndarray) -> tuple[str, float, Languages]:
         language, probability, languages = self.model.detect_language(audio)
         return language, probability, languages
 
-    def transcribe(self, audio: np.ndarray, language: str | None, hints: list[str]) -> Iterator[Segment]:
-        segments, _ = self.model.transcribe(
-            audio, language=language, beam_size=5, word_timestamps=True, vad_filter=True,
-            no_speech_threshold=None, hotwords=" ".join(hints) or None)
+    def transcribe(self, audio: np.ndarray, language: str | None, hints: list[str], batch_size: int = 1,
+                   speech: list[Region] | None = None) -> Iterator[Segment]:
+        if batch_size > 1:
+            if speech is None:
+                speech = find_speech(audio)
+            clips = windows(audio, speech)
+            if not clips:
+                return
+            segments, _ = self.batched.transcribe(
+                audio, language=language, beam_size=5, word_timestamps=True, batch_size=batch_size,
+                clip_timestamps=[{"start": start, "end": end} for start, end in clips],
+                without_timestamps=False, no_speech_threshold=None, hotwords=" ".join(hints) or None)
+        else:
+            segments, _ = self.model.transcribe(
+                audio, language=language, beam_size=5, word_timestamps=True, vad_filter=True,
+                no_speech_threshold=None, hotwords=" ".join(hints) or None)
         for s in segments:
             yield _segment(s.start, s.end, s.text, [(w.word, w.start, w.end, w.probability) for w in s.words or []])
 
@@ -96,7 +160,9 @@ class OpenAIWhisper:
         ranked = sorted(probabilities.items(), key=lambda item: item[1], reverse=True)
         return ranked[0][0], ranked[0][1], ranked
 
-    def transcribe(self, audio: np.ndarray, language: str | None, hints: list[str]) -> Iterator[Segment]:
+    def transcribe(self, audio: np.ndarray, language: str | None, hints: list[str], batch_size: int = 1,
+                   speech: list[Region] | None = None) -> Iterator[Segment]:
+        # No batched decoder in openai-whisper: any batch_size decodes one window after the other.
         result = self.model.transcribe(
             audio, language=language, word_timestamps=True, beam_size=5,
             best_of=5, fp16=self.device == "cuda", no_speech_threshold=None,

@@ -97,6 +97,7 @@ class JobOptions(TypedDict):
     delete_after_seconds: int | None
     callback_headers: dict[str, str]
     api: str
+    batch_size: int | None
 
 
 class Idempotency(TypedDict):
