@@ -20,6 +20,9 @@ def faust_app(app_id: str, settings: Settings) -> faust.App:
         # What Faust would give a topic of its own; it declares none (above), and infra/topics.py
         # gives the project's DIARIST_REPLICATION_FACTOR replicas.
         topic_replication_factor=settings.replication_factor or 1,
+        # No agent or timer runs on the leader only, so no leader election: without this, Faust
+        # subscribes every worker to an `<id>-__assignor-__leader` topic that nobody creates.
+        topic_disable_leader=True,
         web_enabled=False,
         # Faust tells every worker where each partition's owner is by this URL: the edge's.
         canonical_url=settings.advertised_url,

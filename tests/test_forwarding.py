@@ -101,6 +101,9 @@ def test_every_edge_answers_for_every_job(tmp_path_factory, kafka, speech):
             assert done["status"] == "COMPLETED"
             for client in (a, b):
                 assert client.get(f"/v1/jobs/{done['id']}/result").json()["language"] == "en"
+        # Every topic a worker subscribes to exists (Faust's leader-election topic is not asked for).
+        for service, role in ((first, "worker"), (first, "inference"), (second, "worker")):
+            assert "not found in cluster metadata" not in service.log(role), f"{role}: {service.log(role)[-2000:]}"
     finally:
         first.close()
         second.close()
