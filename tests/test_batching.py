@@ -26,6 +26,8 @@ def test_speech_regions_are_joined_into_windows_of_at_most_30_s():
     assert asr.windows(audio, regions) == [(1.0, 30.5), (40.0, 45.0), (90.0, 95.0)]
     assert asr.windows(audio, []) == []
     assert asr.windows(audio, [(98.0, 120.0)]) == [(98.0, 100.0)]  # never past the audio
+    all_speech = np.zeros(68719)  # 4.2949375 s: rounded to the millisecond, it would end after the last sample
+    assert asr.windows(all_speech, [(0.0, 4.2949375)]) == [(0.0, 4.294)]
 
 
 @pytest.mark.unit

@@ -18,6 +18,7 @@ the other.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -88,7 +89,9 @@ def windows(audio: np.ndarray, speech: list[Region], longest: float = WINDOW_SEC
             out[-1] = (out[-1][0], end)
         else:
             out.append((start, end))
-    return [(round(start, 3), round(end, 3)) for start, end in out]
+    # Down to the millisecond: a window rounded up past the last sample makes the batched
+    # pipeline's "speech removed" negative, which it asserts against (a file that is all speech).
+    return [(math.floor(start * 1000) / 1000, math.floor(end * 1000) / 1000) for start, end in out]
 
 
 def _quietest(audio: np.ndarray, low: float, high: float, frame: float = 0.02) -> float:
