@@ -104,8 +104,8 @@ def status_gets(console: Console, cluster: Cluster, clip: Path, rates: list[int]
     pin(edge.pid or 0, str(server_core))
     table = Table(title=f"status GETs on {edge.name} (pinned to core {server_core}), vegeta on core {tool_core}, "
                         f"{duration} s each")
-    for column in ("job", "rate asked /s", "answered /s", "ok", "p50 ms", "p99 ms", "max ms", "others' CPU",
-                   "settled after s"):
+    for column in ("job", "rate asked /s", "answered /s", "ok", "503 (busy)", "p50 ms", "p99 ms", "max ms",
+                   "others' CPU", "settled after s"):
         table.add_column(column, justify="right")
     try:
         for kind in ("owned", "forwarded"):
@@ -119,7 +119,9 @@ def status_gets(console: Console, cluster: Cluster, clip: Path, rates: list[int]
                     report = json.loads(subprocess.run([vegeta, "report", "-type=json"], input=attack.stdout,
                                                        capture_output=True, check=True).stdout)
                 ms = {k: v / 1e6 for k, v in report["latencies"].items()}
+                busy = report.get("status_codes", {}).get("503", 0) / max(1, report["requests"])
                 table.add_row(kind, str(rate), f"{report['throughput']:.0f}", f"{100 * report['success']:.1f}%",
+                              f"{100 * busy:.1f}%",
                               f"{ms['50th']:.1f}", f"{ms['99th']:.1f}", f"{ms['max']:.0f}", phase.foreign_share(),
                               settle(edge.url, targets["owned"]))
     finally:
@@ -240,9 +242,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", default="100,200,400", help="GET rates per second, comma separated")
     parser.add_argument("--duration", type=int, default=10, help="seconds of each GET rate")
-    parser.add_argument("--lifecycles", type=int, default=60)
+    parser.add_argument("--lifecycles", type=int, default=60, help="0: skip the lifecycles")
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--batch", type=int, default=8, help="jobs in each audio batch")
+    parser.add_argument("--batch", type=int, default=8, help="jobs in each audio batch; 0: skip the audio")
     parser.add_argument("--clip-seconds", type=float, default=10, help="length of the speech in each job")
     args = parser.parse_args()
     console = Console(width=None if sys.stdout.isatty() else 140)
@@ -260,8 +262,10 @@ def main() -> None:
         console.print(f"ready in {time.monotonic() - started:.0f} s; {os.cpu_count()} cores")
         try:
             status_gets(console, cluster, short, [int(r) for r in args.rates.split(",")], args.duration)
-            lifecycles(console, cluster, short, args.lifecycles, args.concurrency)
-            audio(console, cluster, clip, args.batch)
+            if args.lifecycles:
+                lifecycles(console, cluster, short, args.lifecycles, args.concurrency)
+            if args.batch:
+                audio(console, cluster, clip, args.batch)
         except BaseException:
             for part in cluster.parts:
                 console.print(f"--- {part.name} ---\n{part.log_tail(1500)}", markup=False)
