@@ -117,7 +117,10 @@ def _channel_info(channel: int, audio: Channel, regions: list[tuple[float, float
 def _language(transcriber: Transcriber, channels: list[Channel], regions: list[list[tuple[float, float]]],
               options: dict[str, Any]) -> tuple[str | None, float | None, list[tuple[str, float]]]:
     """The job's language: as asked, or identified on up to LANGUAGE_WINDOWS windows of speech
-    spread over the whole file, their distributions pooled (every language, ranked)."""
+    spread over the whole file, their distributions pooled (every language, ranked). A window
+    holds speech only; one shorter than 30 s (all the speech there is) is padded by the engine
+    as Whisper was trained: repeating it to fill the window was measured worse on short speech
+    (docs/accuracy.md)."""
     if options.get("language"):
         return options["language"], None, []
     if not transcriber.multilingual:
@@ -128,7 +131,7 @@ def _language(transcriber: Transcriber, channels: list[Channel], regions: list[l
     windows = speech_windows(channels, regions, samples, LANGUAGE_WINDOWS)
     if not windows:
         return None, None, []
-    ranked = pooled([transcriber.detect_language(filled(w, samples))[2] for w in windows], [len(w) for w in windows])
+    ranked = pooled([transcriber.detect_language(w)[2] for w in windows], [len(w) for w in windows])
     return ranked[0][0], round(ranked[0][1], 4), ranked
 
 
@@ -162,16 +165,10 @@ def speech_windows(channels: list[Channel], regions: list[list[tuple[float, floa
     return windows
 
 
-def filled(window: np.ndarray, samples: int) -> np.ndarray:
-    """The window repeated to `samples`: Whisper pads every input to 30 s, and a 3 s clip padded
-    is decided mostly from silence (docs/accuracy.md measures the two)."""
-    return np.resize(window, samples) if 0 < len(window) < samples else window
-
-
 def pooled(distributions: list[Languages], weights: list[float]) -> Languages:
-    """Every language's probability over the windows: the mean of their distributions weighted
-    by each window's seconds of speech (docs/accuracy.md compares it with a log-probability sum),
-    ranked."""
+    """Every language's probability over the windows, ranked: the mean of their distributions
+    weighted by each window's speech. A log-probability sum scored the same (docs/accuracy.md);
+    the mean lets one odd window (music, another voice) pull the answer less than a product would."""
     total: dict[str, float] = {}
     for ranked, weight in zip(distributions, weights):
         for code, p in ranked:
