@@ -77,8 +77,8 @@ PROPERTIES: dict[str, dict[str, Any]] = {
                              "description": "media and result are erased this long after the job ends"},
     "batch_size": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_BATCH_SIZE,
                    "description": "30 s windows of speech that faster-whisper decodes at once; 1: one after the "
-                                  "other, each conditioned on the text before it; absent: the worker's default "
-                                  f"({DEFAULT_BATCH_SIZE}). openai-whisper takes it and decodes one after the other"},
+                                  f"other, each conditioned on the text before it; absent: {DEFAULT_BATCH_SIZE}. "
+                                  "openai-whisper takes it and decodes one after the other"},
 }
 
 SCHEMA: dict[str, Any] = {

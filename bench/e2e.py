@@ -1,9 +1,13 @@
-"""What diarist costs on top of the faster-whisper call it wraps: time per job and memory.
+"""What diarist costs against the faster-whisper call it wraps: time per job, accuracy, throughput, memory.
 
 Starts a real Kafka broker, the jobs worker and an inference worker, then times the same speech
-file both ways in one run: the bare call in this process, and end to end through the HTTP API.
+file three ways in one run, taking turns: the bare sequential call in this process, the bare
+batched call (BatchedInferencePipeline) in this process, and diarist end to end through the HTTP
+API (POST to COMPLETED, batched as by default). Then WER of each way on the espeak file and on
+real recorded English (CMU ARCTIC sentences from PyPI wheels), and a throughput run: --jobs
+jobs queued at once against the same number of bare sequential calls one after the other.
 
-    python bench/e2e.py [--model base|tiny.en] [--seconds 60] [--runs 3]
+    python bench/e2e.py [--model base|tiny.en] [--seconds 60] [--runs 3] [--batch-size 8] [--jobs 6]
 """
 from __future__ import annotations
 
@@ -22,7 +26,9 @@ from pathlib import Path
 import ctranslate2
 import faster_whisper
 import httpx
-from faster_whisper import WhisperModel
+import jiwer
+import soundfile
+from faster_whisper import BatchedInferencePipeline, WhisperModel
 from rich.console import Console
 from rich.table import Table
 
@@ -31,9 +37,11 @@ sys.path.insert(0, str(ROOT))
 
 from faster_whisper.audio import decode_audio as decode  # noqa: E402
 
+from bench.english import arctic  # noqa: E402
 from bench.procstat import children, cpu_mark, foreign_cpu, proc_kib  # noqa: E402
 from diarist.infra.broker import KafkaBroker  # noqa: E402
 from diarist.infra.settings import Settings  # noqa: E402
+from diarist.streams.inference.asr import DEFAULT_BATCH_SIZE  # noqa: E402
 from diarist.streams.inference.media import SAMPLE_RATE  # noqa: E402
 from diarist.streams.inference.weights import model_dir  # noqa: E402
 from tests.audio import long_text, speak  # noqa: E402
@@ -47,49 +55,97 @@ PHASES = {  # e2e phase -> (from, to): wall clock of this process or the job's o
     "upload + create (POST → created_at)": ("post", "created_at"),
     "queue wait (created_at → started_at)": ("created_at", "started_at"),
     "processing (started_at → completed_at)": ("started_at", "completed_at"),
-    "  probe + decode + VAD (→ diarized_at)": ("started_at", "diarized_at"),
-    "  transcribe (diarized_at → completed_at)": ("diarized_at", "completed_at"),
+    "  probe + decode + VAD + diarization (→ diarized_at)": ("started_at", "diarized_at"),
+    "  language + transcribe (diarized_at → completed_at)": ("diarized_at", "completed_at"),
     "completion seen (completed_at → poll)": ("completed_at", "seen"),
 }
 JOB_TIMES = ("created_at", "started_at", "diarized_at", "completed_at")
+WAYS = {"bare": "bare faster-whisper, sequential (decode + transcribe)",
+        "batched": "bare faster-whisper, BatchedInferencePipeline",
+        "e2e": "diarist end to end, batched (POST → COMPLETED seen)"}
+NORMALISE = jiwer.Compose([jiwer.ToLowerCase(), jiwer.SubstituteRegexes({r"[^\w\s]": " "}),
+                           jiwer.RemoveMultipleSpaces(), jiwer.Strip(), jiwer.ReduceToListOfListOfWords()])
 
 
 @dataclass
 class Samples:
-    bare: list[float] = field(default_factory=list)
-    e2e: list[float] = field(default_factory=list)
+    times: dict[str, list[float]] = field(default_factory=lambda: {way: [] for way in WAYS})
     phases: dict[str, list[float]] = field(default_factory=lambda: {name: [] for name in PHASES})
+    stages: dict[str, list[float]] = field(default_factory=dict)  # pipeline stages, from the worker's log
+    texts: dict[str, str] = field(default_factory=dict)
     words: dict[str, int] = field(default_factory=dict)
 
 
-def bare_run(model: WhisperModel, path: Path) -> tuple[float, int]:
-    """What the engine does with the model, timed the same way; returns (seconds, words)."""
-    language = None if model.model.is_multilingual else "en"
-    start = time.perf_counter()
-    audio = decode(path)
-    segments, _ = model.transcribe(audio, language=language, beam_size=5, word_timestamps=True,
-                                   vad_filter=True, no_speech_threshold=None)
-    words = sum(len(s.words or []) for s in segments)  # segments is lazy: consuming it is the work
-    return time.perf_counter() - start, words
+@dataclass
+class Bare:
+    model: WhisperModel
+    batched: BatchedInferencePipeline
+    batch_size: int
+
+    def run(self, path: Path, batched: bool) -> tuple[float, str, int]:
+        """What the engine does with the model, timed the same way; returns (seconds, text, words)."""
+        language = None if self.model.model.is_multilingual else "en"
+        start = time.perf_counter()
+        audio = decode(path)
+        if batched:
+            segments, _ = self.batched.transcribe(audio, language=language, beam_size=5, word_timestamps=True,
+                                                  vad_filter=True, no_speech_threshold=None,
+                                                  batch_size=self.batch_size)
+        else:
+            segments, _ = self.model.transcribe(audio, language=language, beam_size=5, word_timestamps=True,
+                                                vad_filter=True, no_speech_threshold=None)
+        segments = list(segments)  # segments is lazy: consuming it is the work
+        seconds = time.perf_counter() - start
+        return seconds, " ".join(s.text.strip() for s in segments), sum(len(s.words or []) for s in segments)
 
 
-def e2e_run(client: httpx.Client, path: Path, timeout: float = 900) -> tuple[float, dict[str, float], dict]:
-    """POST → COMPLETED seen; returns (seconds, epoch seconds of each moment, job)."""
-    posted, start = time.time(), time.perf_counter()
-    job = submit(client, path)
-    deadline = start + timeout
+def poll(client: httpx.Client, job: dict, deadline: float) -> dict:
     while job["status"] not in TERMINAL:
         if time.perf_counter() > deadline:
-            raise TimeoutError(f"job {job['id']} still {job['status']} after {timeout} s")
+            raise TimeoutError(f"job {job['id']} still {job['status']}")
         time.sleep(POLL)
         job = client.get(f"/v1/jobs/{job['id']}").json()
-    seconds, seen = time.perf_counter() - start, time.time()
     if job["status"] != "COMPLETED":
         raise RuntimeError(f"job {job['id']} ended {job['status']}: {job['failure_reason']}")
+    return job
+
+
+def e2e_run(client: httpx.Client, path: Path, options: str | None, timeout: float = 900
+            ) -> tuple[float, dict[str, float], dict]:
+    """POST → COMPLETED seen; returns (seconds, epoch seconds of each moment, job)."""
+    posted, start = time.time(), time.perf_counter()
+    job = poll(client, submit(client, path, options), start + timeout)
+    seconds, seen = time.perf_counter() - start, time.time()
     moments = {"post": posted, "seen": seen}
     # The job's timestamps come from the same machine's clock, so they line up with time.time().
     moments |= {k: datetime.fromisoformat(job[k]).timestamp() for k in JOB_TIMES}
     return seconds, moments, job
+
+
+def result_text(client: httpx.Client, job: dict) -> tuple[str, int]:
+    result = client.get(f"/v1/jobs/{job['id']}/result").json()
+    segments = sorted(result["segments"], key=lambda seg: seg["start"])
+    return " ".join(seg["text"] for seg in segments), sum(len(seg["words"]) for seg in segments)
+
+
+def stage_times(service: Service, job_id: str) -> dict[str, float]:
+    """The pipeline's own stage times of one job, from the inference worker's log line."""
+    for line in service.log("inference").splitlines():
+        if f"job {job_id}:" in line and " s of media in " in line:
+            inside = line[line.rindex("(") + 1:line.rindex(")")]
+            return {stage: float(seconds) for stage, seconds in
+                    (part.rsplit(" ", 2)[:2] for part in inside.split(", "))}
+    return {}
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    return 100 * jiwer.wer(reference, hypothesis, reference_transform=NORMALISE, hypothesis_transform=NORMALISE)
+
+
+def real_english(path: Path) -> tuple[Path, str, float]:
+    """The ARCTIC sentences one after the other with a pause between: (file, reference, seconds)."""
+    path, spans = arctic(path)
+    return path, " ".join(text for _, _, text in spans), soundfile.info(str(path)).duration
 
 
 def child_label(pid: int) -> str:
@@ -117,21 +173,39 @@ def mib(kib: int | None) -> str:
     return "-" if kib is None else f"{kib / 1024:,.0f}"
 
 
+@dataclass
+class Accuracy:
+    espeak: dict[str, float] = field(default_factory=dict)
+    real: dict[str, float] = field(default_factory=dict)
+    real_seconds: float = 0.0
+    real_words: int = 0
+
+
+@dataclass
+class Throughput:
+    jobs: int = 0
+    audio_s: float = 0.0
+    wall: dict[str, float] = field(default_factory=dict)
+
+
 def report(console: Console, args: argparse.Namespace, threads: int, audio_s: float, s: Samples,
-           memory: list[tuple[str, int, int | None, int | None]], bench_base_kib: int | None,
-           foreign: tuple[float, float]) -> None:
+           accuracy: Accuracy, throughput: Throughput, memory: list[tuple[str, int, int | None, int | None]],
+           bench_base_kib: int | None, foreign: tuple[float, float], load: tuple[float, float, float]) -> None:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
+    console.print(f"date: {datetime.now():%Y-%m-%d %H:%M}; command: python bench/e2e.py {' '.join(sys.argv[1:])}")
     console.print(f"machine: {os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}, "
                   f"Python {platform.python_version()}, faster-whisper {faster_whisper.__version__}, "
-                  f"ctranslate2 {ctranslate2.__version__}")
-    console.print(f"model: {args.model} (cpu, int8, cpu_threads={threads}); audio: {audio_s:.1f} s espeak-ng "
-                  f"English; {args.runs} timed runs each, alternating, after one warm-up each")
-    console.print(f"words transcribed: bare {s.words['bare']}, diarist {s.words['e2e']}")
+                  f"ctranslate2 {ctranslate2.__version__}; load average at the start {load[0]:.2f} {load[1]:.2f} "
+                  f"{load[2]:.2f}")
+    console.print(f"model: {args.model} (cpu, int8, cpu_threads={threads}), beam 5, word timestamps; batch size "
+                  f"{args.batch_size}; audio: {audio_s:.1f} s espeak-ng English; {args.runs} timed runs of each way, "
+                  "order rotated, after one warm-up each")
+    console.print("words transcribed: " + ", ".join(f"{way} {n}" for way, n in s.words.items()))
     share = foreign[0] / (foreign[1] * (os.cpu_count() or 1))
     console.print(f"CPU used by other processes during the timed runs: about {foreign[0]:.1f} s in {foreign[1]:.1f} s "
-                  f"({share:.0%} of the machine)" + ("  [bold red]figures are skewed: rerun on a quiet machine"
-                                                     if share > 0.05 else ""))
+                  f"({share:.0%} of the machine)" + ("  [bold red]figures are skewed: the ratios, measured side by "
+                                                     "side, hold better than the seconds" if share > 0.05 else ""))
 
     def rtf(seconds: float) -> str:
         return f"{audio_s / seconds:.2f}×" if seconds > 0 else "-"
@@ -142,76 +216,156 @@ def report(console: Console, args: argparse.Namespace, threads: int, audio_s: fl
         table.add_column(name, justify=justify)
 
     def row(label: str, values: list[float], with_rtf: bool = True) -> None:
+        if not values:
+            return
         med, low = statistics.median(values), min(values)
         table.add_row(label, f"{med:.3f}", f"{low:.3f}", rtf(med) if with_rtf else "", rtf(low) if with_rtf else "")
 
-    row("bare faster-whisper (decode + transcribe)", s.bare)
-    row("diarist end to end (POST → COMPLETED seen)", s.e2e)
+    for way, label in WAYS.items():
+        row(label, s.times[way])
     for name, values in s.phases.items():
         row("  " + name, values, with_rtf=name.startswith("processing"))
-    b_med, b_min, e_med, e_min = statistics.median(s.bare), min(s.bare), statistics.median(s.e2e), min(s.e2e)
-    table.add_row("end to end / bare", f"{e_med / b_med:.2f}×", f"{e_min / b_min:.2f}×", "", "")
-    table.add_row("overhead, end to end − bare (s)", f"{e_med - b_med:+.3f}", f"{e_min - b_min:+.3f}", "", "")
+    for stage, values in s.stages.items():
+        row(f"    pipeline stage: {stage}", values, with_rtf=False)
+    bare = s.times["bare"]
+    for way in ("batched", "e2e"):
+        ratio_med = statistics.median(s.times[way]) / statistics.median(bare)
+        ratio_min = min(s.times[way]) / min(bare)
+        table.add_row(f"{way} / bare sequential" + ("  (target ≤ 0.80)" if way == "e2e" else ""),
+                      f"{ratio_med:.2f}×", f"{ratio_min:.2f}×", "", "")
+    if s.stages.get("diarization") and s.stages.get("transcription"):
+        share_d = statistics.median(s.stages["diarization"]) / statistics.median(s.stages["transcription"])
+        table.add_row("diarization / transcription (target ≤ 10%)", f"{share_d:.1%}", "", "", "")
     console.print(table)
+
+    acc = Table(title="WER % (lowercased, punctuation removed; jiwer)")
+    for name, justify in (("way", "left"), (f"espeak {audio_s:.0f} s", "right"),
+                          (f"real English: ARCTIC, {accuracy.real_seconds:.0f} s, {accuracy.real_words} words",
+                           "right")):
+        acc.add_column(name, justify=justify)
+    for way, label in WAYS.items():
+        acc.add_row(label, f"{accuracy.espeak.get(way, float('nan')):.2f}",
+                    f"{accuracy.real.get(way, float('nan')):.2f}")
+    acc.add_row("diarist − bare sequential (target ≤ +0.3)",
+                f"{accuracy.espeak['e2e'] - accuracy.espeak['bare']:+.2f}",
+                f"{accuracy.real['e2e'] - accuracy.real['bare']:+.2f}")
+    console.print(acc)
+
+    if throughput.jobs:
+        thr = Table(title=f"Throughput: {throughput.jobs} jobs of {throughput.audio_s / throughput.jobs:.0f} s "
+                          "(audio seconds per second of wall time)")
+        for name, justify in (("way", "left"), ("wall s", "right"), ("audio s / s", "right"), ("vs bare", "right")):
+            thr.add_column(name, justify=justify)
+        labels = {"bare": f"bare sequential, {throughput.jobs} calls one after the other",
+                  "batched": f"bare batched, {throughput.jobs} calls one after the other",
+                  "e2e": f"diarist, {throughput.jobs} jobs POSTed at once, first POST → last COMPLETED"}
+        for way, wall in throughput.wall.items():
+            thr.add_row(labels[way], f"{wall:.1f}", f"{throughput.audio_s / wall:.2f}",
+                        f"{throughput.wall['bare'] / wall:.2f}×")
+        console.print(thr)
 
     mem = Table(title="Memory (MiB; peak = VmHWM)")
     for name, justify in (("process", "left"), ("pid", "right"), ("peak", "right"), ("now", "right")):
         mem.add_column(name, justify=justify)
     for label, pid, peak, now in memory:
         mem.add_row(label, str(pid), mib(peak), mib(now))
-    mem.add_row("bench process, bare call (ru_maxrss)", str(os.getpid()),
+    mem.add_row("bench process, bare calls (ru_maxrss)", str(os.getpid()),
                 mib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss), mib(proc_kib("VmRSS", os.getpid())))
     mem.add_row("  of which before the model was loaded (VmRSS)", "", mib(bench_base_kib), "")
     console.print(mem)
     console.print("The bench figure includes its own imports, HTTP client and the decoded audio as well.")
 
 
-def measure(console: Console, model: WhisperModel, client: httpx.Client, path: Path,
-            runs: int) -> tuple[Samples, tuple[float, float]]:
+def measure(console: Console, bare: Bare, client: httpx.Client, service: Service, path: Path,
+            runs: int, options: str) -> tuple[Samples, tuple[float, float]]:
     """The timed runs; also (CPU seconds used by other processes meanwhile, wall seconds)."""
     samples = Samples()
     # First calls load the VAD model, open Kafka consumers, etc.: kept out of the figures.
     console.print("warming up ...")
-    bare_run(model, path)
-    e2e_run(client, path)
+    bare.run(path, False)
+    bare.run(path, True)
+    e2e_run(client, path, options)
     time.sleep(SETTLE)
     # CPU that the machine spent outside this process tree skews the figures: measure it.
     cpu0, wall0 = cpu_mark(), time.perf_counter()
+    order = list(WAYS)
     for i in range(runs):
-        # Alternating the order keeps drift (caches, thermals) from favouring one side.
-        for kind in (("bare", "e2e") if i % 2 == 0 else ("e2e", "bare")):
-            if kind == "bare":
-                seconds, samples.words["bare"] = bare_run(model, path)
-                samples.bare.append(seconds)
-            else:
-                seconds, at, job = e2e_run(client, path)
-                samples.e2e.append(seconds)
+        # Rotating the order keeps drift (caches, thermals, the neighbours' load) from favouring one way.
+        for way in order[i % 3:] + order[:i % 3]:
+            if way == "e2e":
+                seconds, at, job = e2e_run(client, path, options)
                 for name, (a, b) in PHASES.items():
                     samples.phases[name].append(at[b] - at[a])
                 time.sleep(SETTLE)
-            console.print(f"run {i + 1}/{runs} {kind}: {seconds:.3f} s")
+                for stage, value in stage_times(service, job["id"]).items():
+                    samples.stages.setdefault(stage, []).append(value)
+                samples.texts[way], samples.words[way] = result_text(client, job)
+            else:
+                seconds, samples.texts[way], samples.words[way] = bare.run(path, way == "batched")
+            samples.times[way].append(seconds)
+            console.print(f"run {i + 1}/{runs} {way}: {seconds:.3f} s")
     # Ticks in /proc/stat and per-process times are counted differently: a few % either way is noise.
     foreign = (foreign_cpu(cpu0), time.perf_counter() - wall0)
-    result = client.get(f"/v1/jobs/{job['id']}/result").json()
-    samples.words["e2e"] = sum(len(seg["words"]) for seg in result["segments"])
     return samples, foreign
+
+
+def accuracy_on(console: Console, bare: Bare, client: httpx.Client, samples: Samples, reference: str,
+                real: tuple[Path, str, float], options: str) -> Accuracy:
+    out = Accuracy(espeak={way: wer(reference, text) for way, text in samples.texts.items()},
+                   real_seconds=real[2], real_words=len(real[1].split()))
+    console.print("real English: each way once ...")
+    for way in WAYS:
+        if way == "e2e":
+            _, _, job = e2e_run(client, real[0], options)
+            text, _ = result_text(client, job)
+        else:
+            _, text, _ = bare.run(real[0], way == "batched")
+        out.real[way] = wer(real[1], text)
+        console.print(f"  {way}: {text!r}", markup=False)
+    return out
+
+
+def throughput_of(console: Console, bare: Bare, client: httpx.Client, path: Path, jobs: int, audio_s: float,
+                  options: str) -> Throughput:
+    out = Throughput(jobs=jobs, audio_s=jobs * audio_s)
+    console.print(f"throughput: {jobs} jobs ...")
+    start = time.perf_counter()
+    queued = [submit(client, path, options) for _ in range(jobs)]
+    for job in queued:
+        poll(client, job, start + 1800)
+    out.wall["e2e"] = time.perf_counter() - start
+    time.sleep(SETTLE)
+    for way in ("bare", "batched"):
+        start = time.perf_counter()
+        for _ in range(jobs):
+            bare.run(path, way == "batched")
+        out.wall[way] = time.perf_counter() - start
+    out.wall = {way: out.wall[way] for way in WAYS}
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="base", choices=["base", "tiny.en"])
     parser.add_argument("--seconds", type=float, default=60, help="length of the generated speech")
-    parser.add_argument("--runs", type=int, default=3, help="timed runs of each kind")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs of each way")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+                        help="for the bare batched call and diarist's jobs (diarist's default: %(default)s)")
+    parser.add_argument("--jobs", type=int, default=6, help="jobs in the throughput run (0: none)")
     args = parser.parse_args()
     if args.runs < 1:
         parser.error("--runs must be at least 1")
-    console = Console(width=None if sys.stdout.isatty() else 120)  # no wrapped rows in a log or pipe
+    console = Console(width=None if sys.stdout.isatty() else 140)  # no wrapped rows in a log or pipe
     threads = Settings().inference_threads  # the service's default, so both sides use the same threads
+    options = f'{{"batch_size": {args.batch_size}}}'
+    load = os.getloadavg()
 
     with tempfile.TemporaryDirectory(prefix="diarist-bench-") as tmp:
         tmp_dir = Path(tmp)
-        path = speak(long_text(args.seconds), tmp_dir / "speech.wav")
+        reference = long_text(args.seconds)
+        path = speak(reference, tmp_dir / "speech.wav")
         audio_s = len(decode(path)) / SAMPLE_RATE
+        real = real_english(tmp_dir / "arctic.wav")
         broker = KafkaBroker(tmp_dir / "kafka", port=free_port(), controller_port=free_port())
         console.print(f"starting Kafka and diarist ({args.model}) ...")
         broker.start()
@@ -225,8 +379,12 @@ def main() -> None:
                 bench_base_kib = proc_kib("VmRSS", os.getpid())
                 model = WhisperModel(str(model_dir(args.model)), device="cpu", compute_type="int8",
                                      cpu_threads=threads, local_files_only=True)
+                bare = Bare(model, BatchedInferencePipeline(model), args.batch_size)
                 with service.client() as client:
-                    samples, foreign = measure(console, model, client, path, args.runs)
+                    samples, foreign = measure(console, bare, client, service, path, args.runs, options)
+                    accuracy = accuracy_on(console, bare, client, samples, reference, real, options)
+                    throughput = (throughput_of(console, bare, client, path, args.jobs, audio_s, options)
+                                  if args.jobs else Throughput())
                 memory = memory_rows(service)
             except Exception:
                 for role in list(service.processes):
@@ -236,7 +394,7 @@ def main() -> None:
                 service.close()
         finally:
             broker.stop()
-    report(console, args, threads, audio_s, samples, memory, bench_base_kib, foreign)
+    report(console, args, threads, audio_s, samples, accuracy, throughput, memory, bench_base_kib, foreign, load)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Makes `--minutes` of speech by repeating a generated two-voice dialogue (espeak-
 `pipeline.run` on it in a fresh subprocess (faster-whisper on the CPU, int8) and reports the
 subprocess's peak resident memory (VmHWM), with diarization on (the default) and off.
 
-    python bench/long.py [--minutes 60] [--model base] [--diarization on off]
+    python bench/long.py [--minutes 60] [--model base] [--diarization on off] [--batch-size 8]
 """
 from __future__ import annotations
 
@@ -25,11 +25,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.procstat import cpu_mark, foreign_cpu, proc_kib  # noqa: E402
+from diarist.streams.inference.asr import DEFAULT_BATCH_SIZE  # noqa: E402
 
 TARGET_BYTES = 1.5e9  # peak for a one-hour file with base int8: 1.5 GB (1,431 MiB)
 
 
-def worker(path: str, model: str, diarization: str, out_path: str) -> None:
+def worker(path: str, model: str, diarization: str, out_path: str, batch_size: str) -> None:
     """In the subprocess: load the model, run the pipeline once, write what it measured."""
     from diarist.infra.settings import Settings
     from diarist.streams.inference import asr, pipeline
@@ -57,7 +58,8 @@ def worker(path: str, model: str, diarization: str, out_path: str) -> None:
         marks.setdefault(kind, time.perf_counter())
 
     t0 = time.perf_counter()
-    result = pipeline.run(transcriber, Path(path), {"task": "TRANSCRIPTION", "diarization": diarization == "on"}, emit)
+    result = pipeline.run(transcriber, Path(path), {"task": "TRANSCRIPTION", "diarization": diarization == "on",
+                                                     "batch_size": int(batch_size)}, emit)
     seconds = time.perf_counter() - t0
     done.set()
     Path(out_path).write_text(json.dumps({
@@ -68,10 +70,11 @@ def worker(path: str, model: str, diarization: str, out_path: str) -> None:
         "text": " ".join(s["text"] for s in result["segments"])}))
 
 
-def run_one(path: Path, model: str, diarization: str, directory: Path) -> dict:
+def run_one(path: Path, model: str, diarization: str, directory: Path, batch_size: int) -> dict:
     out = directory / f"result-{diarization}.json"
     cpu0, wall0 = cpu_mark(), time.perf_counter()
-    subprocess.run([sys.executable, __file__, "--worker", str(path), model, diarization, str(out)], check=True)
+    subprocess.run([sys.executable, __file__, "--worker", str(path), model, diarization, str(out),
+                    str(batch_size)], check=True)
     wall = time.perf_counter() - wall0
     foreign = foreign_cpu(cpu0)
     return json.loads(out.read_text()) | {"foreign_cpu": foreign, "wall": wall, "diarization": diarization}
@@ -83,7 +86,9 @@ def main() -> None:
     parser.add_argument("--model", default="base", choices=["base", "tiny.en"])
     parser.add_argument("--diarization", nargs="+", default=["on", "off"], choices=["on", "off"],
                         help="runs to make, in this order (each in a fresh subprocess)")
-    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+                        help="windows decoded at once (1: sequential; default: the service's, %(default)s)")
+    parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(*args.worker)
@@ -112,7 +117,7 @@ def main() -> None:
         runs = []
         for diarization in args.diarization:
             console.print(f"pipeline.run, faster-whisper {args.model}, diarization {diarization} ...")
-            runs.append(run_one(path, args.model, diarization, directory))
+            runs.append(run_one(path, args.model, diarization, directory, args.batch_size))
             r = runs[-1]
             console.print(f"  done in {r['seconds']:.0f} s, peak {r['peak_kib'] / 1024:,.0f} MiB")
 
@@ -120,7 +125,8 @@ def main() -> None:
                 if line.startswith("model name")), platform.processor())
     console.print(f"date: {started:%Y-%m-%d %H:%M}; command: python bench/long.py {' '.join(sys.argv[1:])}")
     console.print(f"machine: {os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}; "
-                  f"faster-whisper {args.model}, {runs[0]['device']}, int8, {runs[0]['threads']} threads")
+                  f"faster-whisper {args.model}, {runs[0]['device']}, int8, {runs[0]['threads']} threads, "
+                  f"batch size {args.batch_size}; load average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     normalise = jiwer.Compose([jiwer.ToLowerCase(), jiwer.SubstituteRegexes({r"[^\w\s]": " "}),
                                jiwer.RemoveMultipleSpaces(), jiwer.Strip(), jiwer.ReduceToListOfListOfWords()])
     table = Table(title=f"{audio_s / 60:.1f} min file through pipeline.run (fresh subprocess per run)")

@@ -30,7 +30,7 @@ from diarist.streams.jobs.types import ENGINES
 Segment = dict[str, Any]
 Languages = list[tuple[str, float]]
 Region = tuple[float, float]
-DEFAULT_BATCH_SIZE = 8  # windows decoded at once unless the job says otherwise (docs/accuracy.md)
+DEFAULT_BATCH_SIZE = 2  # windows decoded at once unless the job says otherwise (docs/models.md: memory)
 WINDOW_SECONDS = 30.0  # Whisper's input
 
 
@@ -71,8 +71,8 @@ def _segment(start: float, end: float, text: str, words: list[tuple[str, float, 
 
 def windows(audio: np.ndarray, speech: list[Region], longest: float = WINDOW_SECONDS) -> list[Region]:
     """The speech regions joined into spans of at most `longest` seconds (with the silence
-    between the regions they join); a region longer than that is cut at the latest of its
-    quietest 20 ms frames in the second half of each window, so that a cut falls in a pause."""
+    between the regions they join); a region longer than that is cut in the second half of each
+    window, in the middle of its latest quietest 0.2 s, so that a cut falls in a pause."""
     duration = len(audio) / SAMPLE_RATE
     pieces: list[Region] = []
     for start, end in speech:
@@ -94,17 +94,19 @@ def windows(audio: np.ndarray, speech: list[Region], longest: float = WINDOW_SEC
     return [(math.floor(start * 1000) / 1000, math.floor(end * 1000) / 1000) for start, end in out]
 
 
-def _quietest(audio: np.ndarray, low: float, high: float, frame: float = 0.02) -> float:
-    size = int(frame * SAMPLE_RATE)
+def _quietest(audio: np.ndarray, low: float, high: float, frame: float = 0.02, pause: float = 0.2) -> float:
+    """The middle of the latest `pause` seconds between `low` and `high` about as quiet as the
+    quietest: a pause between words, not the silent closure of a stop consonant inside one."""
+    size, per = int(frame * SAMPLE_RATE), max(1, round(pause / frame))
     first = int(low * SAMPLE_RATE)
     span = np.asarray(audio[first:int(high * SAMPLE_RATE)], dtype=np.float32)
     n = len(span) // size
-    if n < 1:
+    if n < per:
         return high
     energy = np.square(span[:n * size]).reshape(n, size).sum(axis=1)
-    # The latest frame about as quiet as the quietest: windows as full as the pauses allow.
-    quiet = np.flatnonzero(energy <= 2 * energy.min() + 1e-6)
-    return (first + int(quiet[-1]) * size + size / 2) / SAMPLE_RATE
+    sums = np.convolve(energy, np.ones(per), mode="valid")  # energy of each run of `per` frames
+    quiet = np.flatnonzero(sums <= 2 * sums.min() + 1e-6)
+    return (first + (int(quiet[-1]) + per / 2) * size) / SAMPLE_RATE
 
 
 class FasterWhisper:
@@ -125,17 +127,17 @@ class FasterWhisper:
 
     def transcribe(self, audio: np.ndarray, language: str | None, hints: list[str], batch_size: int = 1,
                    speech: list[Region] | None = None) -> Iterator[Segment]:
-        if batch_size > 1:
-            if speech is None:
-                speech = find_speech(audio)
-            clips = windows(audio, speech)
-            if not clips:
-                return
+        clips = windows(audio, find_speech(audio) if speech is None else speech) if batch_size > 1 else []
+        if batch_size > 1 and not clips:
+            return  # no speech
+        if len(clips) > 1:
+            # One segment per window (faster-whisper's batched default): with timestamp tokens the
+            # model dropped the first sentence of some windows (docs/models.md).
             segments, _ = self.batched.transcribe(
                 audio, language=language, beam_size=5, word_timestamps=True, batch_size=batch_size,
                 clip_timestamps=[{"start": start, "end": end} for start, end in clips],
-                without_timestamps=False, no_speech_threshold=None, hotwords=" ".join(hints) or None)
-        else:
+                without_timestamps=True, no_speech_threshold=None, hotwords=" ".join(hints) or None)
+        else:  # sequential, or speech that fits in one window: nothing to batch
             segments, _ = self.model.transcribe(
                 audio, language=language, beam_size=5, word_timestamps=True, vad_filter=True,
                 no_speech_threshold=None, hotwords=" ".join(hints) or None)

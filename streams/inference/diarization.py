@@ -72,6 +72,12 @@ def _encoder():
     return VoiceEncoder("cpu", verbose=False)
 
 
+def load_encoder() -> None:
+    """Loads the speaker encoder now: the engine process does it at start, with the ASR model,
+    so that no job pays for it."""
+    _encoder()
+
+
 @dataclass
 class Windows:
     starts: np.ndarray      # seconds

@@ -67,9 +67,10 @@ def _serve(conn: Connection, engine: str, model_name: str, threads: int) -> None
     scratch.mkdir(exist_ok=True)
     tempfile.tempdir = str(scratch)  # every temporary file of this process goes there
 
-    from diarist.streams.inference import asr, pipeline
+    from diarist.streams.inference import asr, diarization, pipeline
 
     transcriber = asr.load(engine, model_name, threads)
+    diarization.load_encoder()
     conn.send(("ready", {"device": transcriber.device}))
     while True:
         try:
