@@ -9,6 +9,7 @@ two runs racing to complete one job, only one `completed` can take.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
@@ -16,15 +17,18 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
+
+from aiokafka.errors import KafkaTimeoutError
 
 from diarist.infra.logs import job_context
 from diarist.infra.settings import Settings
 from diarist.schemas import codec
 from diarist.streams import blobs, metrics
 from diarist.streams.app import dead_letters, faust_app, publish
-from diarist.streams.deadletters import Source
+from diarist.streams.deadletters import NOT_POISON, Source
 from diarist.streams.heartbeats import HEARTBEAT_SCHEMA
 from diarist.streams.inference.process import Cancelled, InferenceProcess, JobFailed
 from diarist.streams.inference.weights import MODELS
@@ -113,14 +117,34 @@ class InferenceWorker:
 
     async def _attempts(self, name: str, queued_event: lc.Event, partition: int, offset: int) -> None:
         """Runs the job; an unexpected error is tried again, then fails the job, so that a job
-        is never left IN_PROGRESS by a worker that goes on."""
+        is never left IN_PROGRESS by a worker that goes on. Kafka not answering is no fault of
+        the job: it is waited out however long it takes, the queued event unacknowledged."""
+        job_id = queued_event["job_id"]
+        error: Exception | None = None
         for attempt in range(1, RUN_ATTEMPTS + 1):
             try:
-                return await self.run(name, queued_event, partition, offset)
+                return await self._while_kafka_fails(job_id, lambda: self.run(name, queued_event, partition, offset))
             except Exception as exc:
-                log.exception("job %s: attempt %d failed", queued_event["job_id"], attempt)
+                log.exception("job %s: attempt %d failed", job_id, attempt)
                 error = exc
                 await asyncio.sleep(attempt)
+        await self._while_kafka_fails(job_id, lambda: self._fail_queued(name, queued_event, partition, offset,
+                                                                        f"{type(error).__name__}: {error}"))
+
+    @staticmethod
+    async def _while_kafka_fails(job_id: str, step: Callable[[], Awaitable[None]]) -> None:
+        """step(), again and again while it fails for want of Kafka (a broker down, a leader
+        moving, a tail that cannot catch up): the job waits for the cluster, never fails for it."""
+        for outage in itertools.count():
+            try:
+                return await step()
+            except NOT_POISON as exc:
+                delay = min(30.0, 2.0 ** outage)
+                log.warning("job %s: waiting for the cluster (%s: %s); trying again in %.0f s",
+                            job_id, type(exc).__name__, exc, delay)
+                await asyncio.sleep(delay)
+
+    async def _fail_queued(self, name: str, queued_event: lc.Event, partition: int, offset: int, why: str) -> None:
         job = lc.queued(name, queued_event)
         async with JobTail(self.settings.bootstrap, self.names.events, partition, offset + 1, job) as tail:
             if tail.job["status"] == Status.QUEUED:  # only a started job can fail
@@ -128,7 +152,7 @@ class InferenceWorker:
                     await transition(tail, self.publish, job["id"], lc.STARTED, worker=self.name)
                 except Conflict:
                     return
-            await self._fail(tail, job["id"], f"the inference worker failed: {type(error).__name__}: {error}")
+            await self._fail(tail, job["id"], f"the inference worker failed: {why}")
 
     async def run(self, name: str, queued_event: lc.Event, partition: int, offset: int) -> None:
         job = lc.queued(name, queued_event)
@@ -138,6 +162,8 @@ class InferenceWorker:
                 try:
                     job = await transition(tail, self.publish, job["id"], lc.STARTED, worker=self.name)
                 except Conflict:
+                    if tail.job["status"] == Status.QUEUED:  # its start never showed on the tail
+                        raise KafkaTimeoutError(f"job {job['id']}: its start was not seen on {tail.tp}") from None
                     return  # stopped before it started
             elif job["status"] != Status.IN_PROGRESS:
                 return  # over already; a later retry comes as an event of its own

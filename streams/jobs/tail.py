@@ -10,10 +10,15 @@ import asyncio
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaTimeoutError
 
 from diarist.schemas import codec
 from diarist.streams.jobs import lifecycle as lc
 from diarist.streams.jobs.store import Watchers
+
+# Reading one partition up to date takes well under a second; a minute means the cluster is not
+# answering (a leader moving, a broker down), and whoever opened the tail tries again later.
+CATCH_UP_SECONDS = 60.0
 
 
 class JobTail:
@@ -27,13 +32,22 @@ class JobTail:
         self._task: asyncio.Task | None = None
 
     async def __aenter__(self) -> JobTail:
-        await self._consumer.start()
-        self._consumer.assign([self.tp])
-        self._consumer.seek(self.tp, self.offset)
-        end = (await self._consumer.end_offsets([self.tp]))[self.tp]
-        # Catch up with everything written so far before anyone decides on this job.
-        while await self._consumer.position(self.tp) < end:
-            await self._poll()
+        try:
+            async with asyncio.timeout(CATCH_UP_SECONDS):
+                await self._consumer.start()
+                self._consumer.assign([self.tp])
+                self._consumer.seek(self.tp, self.offset)
+                end = (await self._consumer.end_offsets([self.tp]))[self.tp]
+                # Catch up with everything written so far before anyone decides on this job.
+                while await self._consumer.position(self.tp) < end:
+                    await self._poll()
+        except BaseException as exc:
+            # `async with` calls no __aexit__ when entering fails: a consumer left started here
+            # would go on asking the cluster for metadata for as long as the process lives.
+            await self._consumer.stop()
+            if isinstance(exc, TimeoutError):
+                raise KafkaTimeoutError(f"{self.tp} not read up to date in {CATCH_UP_SECONDS:.0f} s") from None
+            raise
         self._task = asyncio.create_task(self._follow())
         return self
 
