@@ -44,6 +44,29 @@ PROGRESS_EVERY = 2.0
 RUN_ATTEMPTS = 3
 
 
+def remove_orphaned_scratch() -> list[Path]:
+    """Removes the scratch directories of inference workers and engines that are gone: a process
+    killed with SIGKILL leaves its own (decoded audio, 230 MB an hour a channel), and nothing else
+    would ever remove it. Returns what was removed."""
+    removed = []
+    for directory in Path(tempfile.gettempdir()).glob("diarist-*-*"):
+        prefix, _, pid = directory.name.rpartition("-")
+        if prefix in ("diarist-engine", "diarist-media") and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(directory, ignore_errors=True)
+            removed.append(directory)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
 class InferenceWorker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -55,6 +78,8 @@ class InferenceWorker:
         self.blobs = blobs.from_settings(settings)
         # Media from a store that is not a local directory is copied here for the run (PyAV decodes a file).
         self.scratch = Path(tempfile.gettempdir()) / f"diarist-media-{os.getpid()}"
+        if removed := remove_orphaned_scratch():
+            log.info("removed %d scratch directories of killed inference processes", len(removed))
         self.processes: dict[tuple[str, str], InferenceProcess] = {}
         # Logged and sent to the dead-letter topic; the jobs workers' /healthz counts their own.
         self.dead_letters = dead_letters(self.app, self.names.dead_letters)
