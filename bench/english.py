@@ -20,13 +20,14 @@ ARCTIC = {"arctic_a0001": "Author of the danger trail, Philip Steels, etc.",
           "arctic_a0009": "He turned sharply, and faced Gregson across the table."}
 
 
-def arctic(path: Path, gap: float = 0.6) -> tuple[Path, list[tuple[float, float, str]]]:
-    """The ARCTIC sentences one after the other, `gap` seconds of silence before, between and
-    after them, written to `path`; returns it and (start, end, text) of each sentence."""
+def arctic(path: Path, gap: float = 0.6, repeat: int = 1) -> tuple[Path, list[tuple[float, float, str]]]:
+    """The ARCTIC sentences one after the other (`repeat` rounds of them), `gap` seconds of
+    silence before, between and after them, written to `path`; returns it and (start, end,
+    text) of each sentence."""
     found = {p.stem: p for _, p, _ in english_sentences() if p.stem in ARCTIC}
     silence = np.zeros(int(gap * SAMPLE_RATE), dtype=np.float32)
     parts, spans, at = [silence], [], gap
-    for name in sorted(found):
+    for name in sorted(found) * repeat:
         audio = load(found[name])
         parts += [audio, silence]
         spans.append((at, at + len(audio) / SAMPLE_RATE, ARCTIC[name]))

@@ -18,7 +18,7 @@ the other.
 """
 from __future__ import annotations
 
-import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -69,10 +69,11 @@ def _segment(start: float, end: float, text: str, words: list[tuple[str, float, 
                        "confidence": round(float(p), 3)} for w, s, e, p in words]}
 
 
-def windows(audio: np.ndarray, speech: list[Region], longest: float = WINDOW_SECONDS) -> list[Region]:
-    """The speech regions joined into spans of at most `longest` seconds (with the silence
-    between the regions they join); a region longer than that is cut in the second half of each
-    window, in the middle of its latest quietest 0.2 s, so that a cut falls in a pause."""
+def windows(audio: np.ndarray, speech: list[Region], longest: float = WINDOW_SECONDS) -> list[list[Region]]:
+    """The speech regions grouped into windows of at most `longest` seconds of speech each (the
+    silence between regions is left out, as faster-whisper's own batched VAD path does). A
+    region longer than that is cut in the second half of each window, in the middle of its
+    latest quietest 0.2 s, so that a cut falls in a pause."""
     duration = len(audio) / SAMPLE_RATE
     pieces: list[Region] = []
     for start, end in speech:
@@ -83,15 +84,33 @@ def windows(audio: np.ndarray, speech: list[Region], longest: float = WINDOW_SEC
             start = cut
         if end > start:
             pieces.append((start, end))
-    out: list[Region] = []
+    out: list[list[Region]] = []
+    filled = 0.0
     for start, end in pieces:
-        if out and end - out[-1][0] <= longest:
-            out[-1] = (out[-1][0], end)
+        if out and filled + end - start <= longest:
+            out[-1].append((start, end))
+            filled += end - start
         else:
-            out.append((start, end))
-    # Down to the millisecond: a window rounded up past the last sample makes the batched
-    # pipeline's "speech removed" negative, which it asserts against (a file that is all speech).
-    return [(math.floor(start * 1000) / 1000, math.floor(end * 1000) / 1000) for start, end in out]
+            out.append([(start, end)])
+            filled = end - start
+    return out
+
+
+class Spliced:
+    """Speech pieces of a recording laid end to end, and the way back to the recording's times."""
+
+    def __init__(self, audio: np.ndarray, pieces: list[Region]) -> None:
+        bounds = [(int(start * SAMPLE_RATE), int(end * SAMPLE_RATE)) for start, end in pieces]
+        self.audio = np.concatenate([audio[a:b] for a, b in bounds]).astype(np.float32, copy=False)
+        self.original = [a / SAMPLE_RATE for a, _ in bounds]
+        self.at = list(np.cumsum([0] + [b - a for a, b in bounds])[:-1] / SAMPLE_RATE)  # where each piece starts here
+        self.length = [(b - a) / SAMPLE_RATE for a, b in bounds]
+
+    def time(self, t: float, end: bool = False) -> float:
+        """A time of the spliced audio in the recording; an end that falls on a joint stays in
+        the piece before it."""
+        i = max(0, (bisect_left(self.at, t) if end else bisect_right(self.at, t)) - 1)
+        return self.original[i] + min(max(t - self.at[i], 0.0), self.length[i])
 
 
 def _quietest(audio: np.ndarray, low: float, high: float, frame: float = 0.02, pause: float = 0.2) -> float:
@@ -127,16 +146,34 @@ class FasterWhisper:
 
     def transcribe(self, audio: np.ndarray, language: str | None, hints: list[str], batch_size: int = 1,
                    speech: list[Region] | None = None) -> Iterator[Segment]:
-        clips = windows(audio, find_speech(audio) if speech is None else speech) if batch_size > 1 else []
-        if batch_size > 1 and not clips:
+        groups = windows(audio, find_speech(audio) if speech is None else speech) if batch_size > 1 else []
+        if batch_size > 1 and not groups:
             return  # no speech
-        if len(clips) > 1:
+        if len(groups) > 1:
+            spliced = Spliced(audio, [piece for group in groups for piece in group])
+            clips, first = [], 0
+            for group in groups:
+                last = first + len(group) - 1
+                clips.append({"start": spliced.at[first], "end": spliced.at[last] + spliced.length[last]})
+                first = last + 1
             # One segment per window (faster-whisper's batched default): with timestamp tokens the
             # model dropped the first sentence of some windows (docs/models.md).
-            segments, _ = self.batched.transcribe(
-                audio, language=language, beam_size=5, word_timestamps=True, batch_size=batch_size,
-                clip_timestamps=[{"start": start, "end": end} for start, end in clips],
-                without_timestamps=True, no_speech_threshold=None, hotwords=" ".join(hints) or None)
+            batched, _ = self.batched.transcribe(
+                spliced.audio, language=language, beam_size=5, word_timestamps=True, batch_size=batch_size,
+                clip_timestamps=clips, without_timestamps=True, no_speech_threshold=None,
+                hotwords=" ".join(hints) or None)
+            starts = [clip["start"] for clip in clips]
+            for b in batched:
+                # Times stay inside the segment's own window (word alignment can reach a frame
+                # before it, which would map into the previous window's last piece).
+                clip = clips[max(0, bisect_right(starts, (b.start + b.end) / 2) - 1)]
+
+                def back(t: float, end: bool = False, clip: dict = clip) -> float:
+                    return spliced.time(min(max(t, clip["start"]), clip["end"]), end)
+
+                yield _segment(back(b.start), back(b.end, True), b.text,
+                               [(w.word, back(w.start), back(w.end, True), w.probability) for w in b.words or []])
+            return
         else:  # sequential, or speech that fits in one window: nothing to batch
             segments, _ = self.model.transcribe(
                 audio, language=language, beam_size=5, word_timestamps=True, vad_filter=True,
