@@ -1,5 +1,5 @@
-"""Diarization: clustering of voice embeddings (speaker counts from the threshold or exactly from
-the bounds, small groups, bounded memory), speaker changes, the smoothing resegmentation and
+"""Diarization: clustering of voice embeddings (speaker counts from the threshold and the jump
+rule or exactly from the bounds, small groups, bounded memory), speaker changes, the smoothing resegmentation and
 turns, on synthetic embeddings (unit); and one conversation of real human voices built from
 Debian packages (system)."""
 import numpy as np
@@ -41,6 +41,32 @@ def test_noisy_windows_of_one_voice_stay_one_speaker():
         pairwise = 1 - embeddings[who == 0] @ embeddings[who == 0].T
         assert 0.2 < np.median(pairwise) < 0.4
         assert same_partition(cluster(embeddings, SpeakerBounds()), who)
+
+
+def close_voices(distance: float, seed: int, per_piece: int = 5, pieces: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two voices `distance` apart (cosine between their centres), each heard in `pieces` pieces
+    of `per_piece` windows with the spread of real windows; embeddings, who, the pieces."""
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=256)
+    a /= np.linalg.norm(a)
+    r = rng.normal(size=256)
+    r -= (r @ a) * a
+    r /= np.linalg.norm(r)
+    b = (1 - distance) * a + np.sqrt(1 - (1 - distance) ** 2) * r
+    who = np.repeat([0, 1], per_piece * pieces)
+    e = np.array([a, b])[who] + rng.normal(0, 0.045, (len(who), 256))
+    return e / np.linalg.norm(e, axis=1, keepdims=True), who, np.arange(len(who)) // per_piece
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("seed", range(4))
+def test_a_jump_above_the_merges_before_it_keeps_two_close_voices_apart(seed, monkeypatch):
+    # Two close voices heard briefly (like two espeak voices of one language) are under the
+    # size-dependent limit; only the jump over the merges of each voice's own pieces tells them.
+    embeddings, who, pieces = close_voices(0.08, seed)
+    assert same_partition(cluster(embeddings, SpeakerBounds(), pieces), who)
+    monkeypatch.setattr(diarization, "JUMP", 1e9)
+    assert len(set(cluster(embeddings, SpeakerBounds(), pieces))) == 1
 
 
 @pytest.mark.unit

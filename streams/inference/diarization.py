@@ -10,9 +10,11 @@ speech regions, clustering that finds the number of speakers, and a smoothing re
    groups of windows.
 3. Clustering: groups of fewer than MIN_WINDOWS windows join the nearest group (a voice heard for
    under about four seconds is not counted as a speaker); then the two closest groups are merged
-   while their distance is under the threshold (DEFAULT_THRESHOLD, calibrated on the tuning split
-   of the real-voice corpus: bench/tune_diarization.py, docs/accuracy.md), so that the number of
-   speakers comes from the data. The distance compares the mean similarity between two groups
+   while their distance is under a limit that grows for small groups (DEFAULT_THRESHOLD +
+   SIZE_TERM / windows of the smaller), and does not jump well above the merges before it (JUMP),
+   so that the number of speakers comes from the data (calibrated on the tuning split of the
+   real-voice corpus and unscored espeak dialogues: bench/tune_diarization.py, docs/accuracy.md).
+   The distance compares the mean similarity between two groups
    with the mean similarity inside each, so that two halves of one voice come out near 0 however
    few windows they have. `speakers_count` gives exactly that many speakers (as far as there are
    windows), `min_speakers` and `max_speakers` bound the number.
@@ -29,9 +31,17 @@ import numpy as np
 
 from diarist.streams.inference.media import SAMPLE_RATE, Channel
 
-# Cosine distance under which two groups of speech are one voice. Calibrated on the tuning split
-# of the real-voice corpus (bench/corpus.py; bench/tune_diarization.py prints the sweep).
-DEFAULT_THRESHOLD = 0.11
+# Distance under which two large groups of speech are one voice; a pair whose smaller group has
+# m windows may be merged up to DEFAULT_THRESHOLD + SIZE_TERM / m, because two halves of one voice
+# heard for a few seconds each lie further apart by chance than two long ones. Calibrated on the
+# tuning split of the real-voice corpus (bench/corpus.py; bench/tune_diarization.py prints the sweep).
+DEFAULT_THRESHOLD = 0.08
+SIZE_TERM = 0.25
+# A merge whose distance is above JUMP_FLOOR and JUMP times the largest distance merged so far is
+# refused: within one file the merges of one voice's pieces are all alike, and a jump well above
+# them is a second voice even under the threshold (two espeak voices of one language, ~0.10).
+JUMP = 1.7
+JUMP_FLOOR = 0.08
 WINDOW = 1.5          # seconds of speech per embedding
 HOP = 0.75            # seconds between window starts
 SHORTEST = 0.3        # a region shorter than this is given its neighbour's speaker
@@ -169,8 +179,10 @@ def cluster(embeddings: np.ndarray, bounds: SpeakerBounds, initial: np.ndarray |
     initial: a first grouping (the segments between speaker changes); without one, average-linkage
     clustering at INITIAL_DISTANCE makes it. Groups of fewer than MIN_WINDOWS embeddings join
     the nearest group (a voice heard for under about three seconds is not counted as a speaker);
-    then the two groups with the closest voices are merged while closer than the threshold, or
-    until the bounds are met. The distance between two groups compares their mean similarity to
+    then the two groups with the closest voices are merged while closer than the threshold plus
+    SIZE_TERM / (windows of the smaller group) and not a jump (above JUMP_FLOOR and JUMP times the
+    largest distance merged before), or until the bounds are met.
+    The distance between two groups compares their mean similarity to
     each other with the similarity inside each: 1 - mean(a.b) / sqrt(mean within A * mean within
     B), the within-group means shrunk towards PRIOR_WITHIN for small groups, so that two halves of
     one voice come out near 0 whatever the number of windows."""
@@ -196,6 +208,7 @@ def cluster(embeddings: np.ndarray, bounds: SpeakerBounds, initial: np.ndarray |
     sizes = np.bincount(groups, minlength=k).astype(float)
     dots = sums @ sums.T  # dots[a, b]: sum of the similarities between the windows of a and of b
     alive = np.ones(k, dtype=bool)
+    merged: float | None = None  # the largest distance merged so far (groups compared)
 
     def merge(a: int, b: int) -> None:
         dots[a] += dots[b]
@@ -215,8 +228,12 @@ def cluster(embeddings: np.ndarray, bounds: SpeakerBounds, initial: np.ndarray |
             continue
         distance = _group_distance(dots[np.ix_(live, live)], sizes[live])
         i, j = np.unravel_index(int(np.argmin(distance)), distance.shape)
-        if distance[i, j] > bounds.threshold and alive.sum() <= high:
+        d = float(distance[i, j])
+        limit = bounds.threshold + SIZE_TERM / min(sizes[live[i]], sizes[live[j]])
+        jump = merged is not None and d > JUMP_FLOOR and d > JUMP * merged
+        if (d > limit or jump) and alive.sum() <= high:
             break
+        merged = d if merged is None else max(merged, d)
         merge(int(live[i]), int(live[j]))
     return np.unique(groups, return_inverse=True)[1].reshape(-1)
 
