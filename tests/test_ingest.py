@@ -89,7 +89,7 @@ def test_an_upload_is_stored_with_its_checksum(client, blobs):
                                                "delete_after_seconds": None, "task": "TRANSCRIPTION",
                                            "engine": None, "diarization": True, "speakers_count": None,
                                            "min_speakers": None, "max_speakers": None,
-                                           "clustering_threshold": None, "hints": []}}
+                                           "clustering_threshold": None, "hints": [], "batch_size": None}}
     assert blobs.read(key) == body
 
 
