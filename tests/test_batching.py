@@ -2,6 +2,7 @@
 real recorded English (CMU ARCTIC, bench/english.py) and on a long espeak file."""
 from __future__ import annotations
 
+import json
 import os
 import re
 
@@ -53,6 +54,37 @@ def test_spliced_speech_maps_its_times_back_to_the_recording():
     all_speech = np.zeros(68719, dtype=np.float32)  # 4.2949375 s
     [[piece]] = asr.windows(all_speech, [(0.0, 4.2949375)])
     assert len(asr.Spliced(all_speech, [piece]).audio) == 68719
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("value", [0, 65, -1, 2.5, "8", True, [8]])
+def test_a_bad_batch_size_is_a_422_problem_and_stores_nothing(tmp_path, value):
+    """Through the upload path of the edge (tests/fakes.py job service), as a client sees it."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from diarist.api import ingest
+    from diarist.api.problems import EXCEPTION_HANDLERS
+
+    from .fakes import job_service
+
+    jobs = job_service(tmp_path, max_media_bytes=1000)
+
+    async def upload(request: Request) -> JSONResponse:
+        _, options = await ingest.from_upload(request, jobs)
+        return JSONResponse({"options": options})
+
+    client = TestClient(Starlette(routes=[Route("/upload", upload, methods=["POST"])],
+                                  exception_handlers=EXCEPTION_HANDLERS))
+    refused = client.post("/upload", files={"media": ("a.wav", b"RIFF")},
+                          data={"options": json.dumps({"batch_size": value})})
+    assert refused.status_code == 422 and refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.json()["detail"] == "batch_size must be a whole number from 1 to 64"
+    taken = client.post("/upload", files={"media": ("a.wav", b"RIFF")}, data={"options": '{"batch_size": 16}'})
+    assert taken.status_code == 200 and taken.json()["options"]["batch_size"] == 16
 
 
 @pytest.fixture(scope="module")
