@@ -66,7 +66,9 @@ def test_an_inference_worker_killed_mid_job_leaves_it_to_be_completed_once(fresh
     with service.client() as client:
         long_job = submit(client, long_speech)
         short_job = submit(client, speech[0])
-        wait_for_job(client, long_job["id"], lambda j: j["status"] == "IN_PROGRESS" and j["progress"] > 0)
+        # Mid-run: diarized (decoded, speakers found), transcribing. Progress moves once per batch
+        # of windows, and a minute of speech is one batch, so it stays 0 until the end.
+        wait_for_job(client, long_job["id"], lambda j: j["status"] == "IN_PROGRESS" and j["diarized_at"])
         service.stop("inference", signal.SIGKILL)
         service.start("inference")
         for job_id in (long_job["id"], short_job["id"]):
@@ -90,7 +92,7 @@ def test_a_running_job_stops_within_a_second(fresh_service, long_speech, speech)
     service = fresh_service
     with service.client() as client:
         job = submit(client, long_speech)
-        wait_for_job(client, job["id"], lambda j: j["status"] == "IN_PROGRESS" and j["progress"] > 0)
+        wait_for_job(client, job["id"], lambda j: j["status"] == "IN_PROGRESS" and j["diarized_at"])
         scratch = Path(tempfile.gettempdir()) / f"diarist-engine-{engine_pid(service.processes['inference'].pid)}"
         assert any(scratch.rglob("channel-*.f32"))  # the running job's decoded audio
         asked = time.monotonic()
