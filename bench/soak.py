@@ -65,6 +65,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tests.service import cmdline, processes_with  # noqa: E402
+
 SAMPLE_RATE = 16000
 TERMINAL = frozenset({"COMPLETED", "FAILED", "STOPPED", "DELETED"})
 ENDINGS = ("completed", "failed", "stopped")
@@ -272,27 +274,6 @@ def children_of(pid: int) -> set[int]:
             return {int(c) for c in f.read().split()}
     except OSError:
         return set()
-
-
-def cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def processes_with(variable: str) -> list[str]:
-    """Processes whose environment holds NAME=value: what `up` started, and their children."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                if variable.encode() in f.read().split(b"\0"):
-                    found.append(f"{pid} {cmdline(int(pid))}")
-        except OSError:
-            continue
-    return found
 
 
 PARTS = {"inference": ("inference worker", "-m diarist.cli inference"), "jobs": ("jobs worker", "-m diarist.cli worker"),

@@ -63,6 +63,14 @@ def long_speech(tmp_path_factory) -> Path:
     return speak(long_text(60), tmp_path_factory.mktemp("audio") / "long.wav")
 
 
+@pytest.fixture(scope="module")
+def fence_log(tmp_path_factory) -> Path:
+    """Where fenced processes (service.fenced) write each connection they refused: one per module."""
+    log = tmp_path_factory.mktemp("fence") / "fence.log"
+    log.touch()
+    return log
+
+
 def new_service(tmp_path_factory, kafka: KafkaBroker, name: str) -> Service:
     return Service(tmp_path_factory.mktemp(name), kafka.bootstrap_servers, f"t{next(_namespaces)}-{name}")
 

@@ -14,6 +14,29 @@ import httpx
 KEY = "test-key"
 
 
+def cmdline(pid: int) -> str:
+    """A process's command line, arguments joined by spaces; empty once it is gone."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def processes_with(variable: str) -> list[str]:
+    """Processes whose environment holds `variable` (NAME=value): what `diarist up` started, and
+    their children; each as "pid command line"."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if variable.encode() in f.read().split(b"\0"):
+                    found.append(f"{pid} {cmdline(int(pid))}")
+        except OSError:
+            continue
+    return found
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

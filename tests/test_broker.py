@@ -12,24 +12,13 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from diarist.infra.broker import BrokerError, KafkaBroker
+from diarist.infra.cluster import free_ports
 from diarist.infra.topics import TopicError, TopicSpec, ensure_topics
 
 pytestmark = pytest.mark.system
 
-def free_ports(n: int = 2) -> list[int]:
-    # Hold all sockets open until every port is picked, so the n ports are distinct.
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def new_broker(data_dir: Path) -> KafkaBroker:
-    port, cport = free_ports()
+    port, cport = free_ports(2)
     return KafkaBroker(data_dir, port=port, controller_port=cport)
 
 

@@ -14,7 +14,7 @@ import time
 import httpx
 import pytest
 
-from .service import free_port
+from .service import cmdline, free_port, processes_with
 
 pytestmark = pytest.mark.system
 
@@ -46,30 +46,12 @@ def _children(pid: int) -> set[int]:
         return {int(child) for child in f.read().split()}
 
 
-def _cmdline(pid: int) -> str:
-    with open(f"/proc/{pid}/cmdline", "rb") as f:
-        return f.read().replace(b"\0", b" ").decode()
-
-
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as stat:
             return stat.read().rsplit(") ", 1)[1][0] != "Z"
     except FileNotFoundError:
         return False
-
-
-def _processes_with(variable: str) -> list[str]:
-    """Processes whose environment holds `variable` (NAME=value): what `up` started, and theirs."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                if variable.encode() in f.read().split(b"\0"):
-                    found.append(f"{pid} {_cmdline(int(pid))}")
-        except OSError:
-            continue
-    return found
 
 
 def _health(port: int) -> httpx.Response:
@@ -107,7 +89,7 @@ def test_up_runs_everything_restarts_what_dies_and_stops_cleanly(tmp_path, speec
 
         # SIGKILL the inference worker: it comes back, the rest serves on, /healthz says so meanwhile.
         killed = parts["inference worker"]["pid"]
-        assert _cmdline(killed).endswith("-m diarist.cli inference ")
+        assert cmdline(killed).endswith("-m diarist.cli inference ")
         os.kill(killed, signal.SIGKILL)
         _wait_for_line(lines, r"^inference worker exited with code -9; restarting in 1 s$", 10)
         health = _health(port)
@@ -130,7 +112,7 @@ def test_up_runs_everything_restarts_what_dies_and_stops_cleanly(tmp_path, speec
         assert up.wait(90) == 0
     _wait_for_line(lines, "diarist stopped", 5)
     assert not [pid for pid in started if _alive(pid)]
-    assert not _processes_with(f"DIARIST_DATA_DIR={tmp_path}"), "processes left behind"
+    assert not processes_with(f"DIARIST_DATA_DIR={tmp_path}"), "processes left behind"
     assert not (tmp_path / "supervisor.json").exists()
     for closed in (broker_port, port):
         with socket.socket() as probe:

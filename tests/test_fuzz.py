@@ -35,13 +35,6 @@ HOOKS = Path(__file__).parent / "fuzz"
 
 
 @pytest.fixture(scope="module")
-def fence_log(tmp_path_factory) -> Path:
-    log = tmp_path_factory.mktemp("fence") / "fence.log"
-    log.touch()
-    return log
-
-
-@pytest.fixture(scope="module")
 def service(tmp_path_factory, kafka, fence_log):
     # Without the per-key rate and upload limits, so that cases reach the logic behind them rather than a 429.
     yield from running_service(tmp_path_factory, kafka, "fuzz", DIARIST_RATE_LIMIT="0", DIARIST_MAX_CONCURRENT_UPLOADS="0",

@@ -29,13 +29,6 @@ PRIVATE = ["http://10.0.0.1/a.wav", "http://169.254.169.254/latest/meta-data/", 
 
 
 @pytest.fixture(scope="module")
-def fence_log(tmp_path_factory) -> Path:
-    log = tmp_path_factory.mktemp("fence") / "fence.log"
-    log.touch()
-    return log
-
-
-@pytest.fixture(scope="module")
 def service(tmp_path_factory, kafka, fence_log):
     yield from running_service(tmp_path_factory, kafka, "guard", **fenced(fence_log))
 
