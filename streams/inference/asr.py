@@ -150,36 +150,40 @@ class FasterWhisper:
         if batch_size > 1 and not groups:
             return  # no speech
         if len(groups) > 1:
-            spliced = Spliced(audio, [piece for group in groups for piece in group])
-            clips, first = [], 0
-            for group in groups:
-                last = first + len(group) - 1
-                clips.append({"start": spliced.at[first], "end": spliced.at[last] + spliced.length[last]})
-                first = last + 1
-            # One segment per window (faster-whisper's batched default): with timestamp tokens the
-            # model dropped the first sentence of some windows (docs/models.md).
-            batched, _ = self.batched.transcribe(
-                spliced.audio, language=language, beam_size=5, word_timestamps=True, batch_size=batch_size,
-                clip_timestamps=clips, without_timestamps=True, no_speech_threshold=None,
-                hotwords=" ".join(hints) or None)
-            starts = [clip["start"] for clip in clips]
-            for b in batched:
-                # Times stay inside the segment's own window (word alignment can reach a frame
-                # before it, which would map into the previous window's last piece).
-                clip = clips[max(0, bisect_right(starts, (b.start + b.end) / 2) - 1)]
-
-                def back(t: float, end: bool = False, clip: dict = clip) -> float:
-                    return spliced.time(min(max(t, clip["start"]), clip["end"]), end)
-
-                yield _segment(back(b.start), back(b.end, True), b.text,
-                               [(w.word, back(w.start), back(w.end, True), w.probability) for w in b.words or []])
+            yield from self._batched(audio, groups, language, hints, batch_size)
             return
-        else:  # sequential, or speech that fits in one window: nothing to batch
-            segments, _ = self.model.transcribe(
-                audio, language=language, beam_size=5, word_timestamps=True, vad_filter=True,
-                no_speech_threshold=None, hotwords=" ".join(hints) or None)
+        # Sequential, or speech that fits in one window: nothing to batch.
+        segments, _ = self.model.transcribe(
+            audio, language=language, beam_size=5, word_timestamps=True, vad_filter=True,
+            no_speech_threshold=None, hotwords=" ".join(hints) or None)
         for s in segments:
             yield _segment(s.start, s.end, s.text, [(w.word, w.start, w.end, w.probability) for w in s.words or []])
+
+    def _batched(self, audio: np.ndarray, groups: list[list[Region]], language: str | None, hints: list[str],
+                 batch_size: int) -> Iterator[Segment]:
+        spliced = Spliced(audio, [piece for group in groups for piece in group])
+        clips, first = [], 0
+        for group in groups:
+            last = first + len(group) - 1
+            clips.append({"start": spliced.at[first], "end": spliced.at[last] + spliced.length[last]})
+            first = last + 1
+        # One segment per window (faster-whisper's batched default): with timestamp tokens the
+        # model dropped the first sentence of some windows (docs/models.md).
+        batched, _ = self.batched.transcribe(
+            spliced.audio, language=language, beam_size=5, word_timestamps=True, batch_size=batch_size,
+            clip_timestamps=clips, without_timestamps=True, no_speech_threshold=None,
+            hotwords=" ".join(hints) or None)
+        starts = [clip["start"] for clip in clips]
+        for b in batched:
+            # Times stay inside the segment's own window (word alignment can reach a frame
+            # before it, which would map into the previous window's last piece).
+            clip = clips[max(0, bisect_right(starts, (b.start + b.end) / 2) - 1)]
+
+            def back(t: float, end: bool = False, clip: dict = clip) -> float:
+                return spliced.time(min(max(t, clip["start"]), clip["end"]), end)
+
+            yield _segment(back(b.start), back(b.end, True), b.text,
+                           [(w.word, back(w.start), back(w.end, True), w.probability) for w in b.words or []])
 
 
 class OpenAIWhisper:
