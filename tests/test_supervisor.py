@@ -162,7 +162,13 @@ def test_a_signal_during_a_blocking_start_stops_at_once(tmp_path):
     supervisor = Supervisor([Child("quick", quick), Child("slow", slow)], tmp_path / "s.json", say=lambda _: None)
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     supervisor.handle_signals()
-    threading.Thread(target=lambda: started.wait(10) and os.kill(os.getpid(), signal.SIGTERM), daemon=True).start()
+    # To the main thread, where the start blocks: os.kill may hand a process's signal to any of its
+    # threads, and one taken by this helper thread would not wake the main thread's sleep (a 60 s
+    # run in CI once).
+    main = threading.main_thread().ident
+    assert main is not None
+    threading.Thread(target=lambda: started.wait(10) and signal.pthread_kill(main, signal.SIGTERM),
+                     daemon=True).start()
     try:
         begin = time.monotonic()
         supervisor.run()
