@@ -83,9 +83,12 @@ def _encoder():
 
 
 def load_encoder() -> None:
-    """Loads the speaker encoder now: the engine process does it at start, with the ASR model,
-    so that no job pays for it."""
+    """Loads the speaker encoder now and embeds one window of noise: the engine process does it
+    at start, with the ASR model, so that no job pays for it (the first embedding of a process
+    took 2.2 s more than the next ones: librosa's and torch's first calls)."""
     _encoder()
+    noise = np.random.default_rng(0).normal(0.0, 0.1, int(2 * WINDOW * SAMPLE_RATE)).astype(np.float32)
+    windows(noise, [(0.0, 2 * WINDOW)])
 
 
 @dataclass
