@@ -7,8 +7,11 @@ audio and VAD regions:
 
 - today: the first 30 s of VAD speech, one detect_language call (Whisper pads it to 30 s);
   frozen here as it was before issue 11;
-- new: the pipeline's `_language` (up to three 30 s windows of speech only, a shorter one
-  padded by the engine, distributions pooled by a speech-weighted mean);
+- spread: session 4's method, frozen here (up to three windows of exactly 30 s of speech only,
+  spread over the speech and overlapping rather than short, pooled by a speech-weighted mean);
+- new: the pipeline's `_language` (up to three of the windows batched transcription decodes:
+  speech only, at most 30 s each, a shorter one padded by the engine, spread over the file,
+  pooled the same way; faster-whisper reuses their encoding when it transcribes);
 - variants of the new one: a short window repeated to fill 30 s instead of padded, pooled by a
   speech-weighted mean of log-probabilities instead, and the first window alone;
 - bare: the engine's own detect_language on the whole file as it is; for faster-whisper also
@@ -50,6 +53,35 @@ def today(channels: list, regions: list, samples: int = WINDOW) -> np.ndarray:
     return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
 
 
+def spread_windows(channels: list, regions: list, samples: int, count: int) -> list[np.ndarray]:
+    """Session 4's windows (frozen): windows of `samples` made only of VAD speech (regions joined, channel after channel):
+    as many as the speech fills, at most `count`, spread evenly from its first second to its
+    last (they overlap rather than leave a short last one); one shorter window when all the
+    speech is shorter. Reads only the spans it returns."""
+    pieces = [(c, int(start * 16000), int(end * 16000)) for c in range(len(channels))
+              for start, end in regions[c] if end > start]
+    total = sum(end - start for _, start, end in pieces)
+    if total <= 0:
+        return []
+    n = max(1, min(count, -(-total // samples)))
+    offsets = [round(k * (total - samples) / (n - 1)) for k in range(n)] if n > 1 else [0]
+    windows = []
+    for offset in offsets:
+        out, skipped, wanted = [], 0, min(samples, total)
+        for c, start, end in pieces:
+            if wanted <= 0:
+                break
+            if skipped + end - start <= offset:
+                skipped += end - start
+                continue
+            first = start + max(0, offset - skipped)
+            skipped += end - start
+            out.append(np.asarray(channels[c][first:min(end, first + wanted)], dtype=np.float32))
+            wanted -= len(out[-1])
+        windows.append(np.concatenate(out))
+    return windows
+
+
 def log_pooled(distributions: list[Languages], weights: list[float]) -> Languages:
     """Speech-weighted mean of log-probabilities (a weighted geometric mean), renormalised."""
     logs: dict[str, float] = defaultdict(float)
@@ -76,7 +108,7 @@ def run(engine: str, model: str, clips: list[dict], threads: int, log=print) -> 
 
 def one(transcriber, engine: str, clip: dict) -> dict:
     from diarist.streams.inference.media import decode_channels, find_speech
-    from diarist.streams.inference.pipeline import pooled, speech_windows
+    from diarist.streams.inference.pipeline import language_windows, pooled
 
     with tempfile.TemporaryDirectory(prefix="diarist-lid-") as work:
         channels = [c[0:len(c)] for c in decode_channels(Path(clip["path"]), Path(work))]
@@ -102,7 +134,10 @@ def one(transcriber, engine: str, clip: dict) -> dict:
         methods["bare-vad-3seg"] = timed("bare-vad-3seg", lambda: transcriber.model.detect_language(
             channels[0], vad_filter=True, language_detection_segments=3)[2])
     methods["today"] = timed("today", lambda: transcriber.detect_language(today(channels, regions))[2])
-    windows = timed("new", lambda: speech_windows(channels, regions, WINDOW, 3))
+    spread = timed("spread", lambda: spread_windows(channels, regions, WINDOW, 3))
+    methods["spread"] = pooled([timed("spread", lambda w=w: transcriber.detect_language(w)[2]) for w in spread],
+                               [len(w) for w in spread])
+    windows = timed("new", lambda: language_windows(channels, regions, 3))
     weights = [len(w) for w in windows]
     each = [timed("new", lambda w=w: transcriber.detect_language(w)[2]) for w in windows]
     tiled = [each[k] if len(w) >= WINDOW else transcriber.detect_language(np.resize(w, WINDOW))[2]

@@ -1,5 +1,6 @@
-"""Language identification: windows of speech only, several for long speech, pooled confidences;
-and the real base model on real voices of the corpus (bench/corpus.py)."""
+"""Language identification: windows of speech only (the windows transcription decodes), several for
+long speech, pooled confidences; the real base model on real voices of the corpus (bench/corpus.py),
+and transcription that does not encode again the windows language identification encoded."""
 from __future__ import annotations
 
 import os
@@ -7,10 +8,10 @@ import os
 import numpy as np
 import pytest
 
-from diarist.streams.inference import pipeline
+from diarist.streams.inference import asr, pipeline
 
 SR = pipeline.SAMPLE_RATE
-WINDOW = int(pipeline.LANGUAGE_WINDOW_SECONDS * SR)
+WINDOW = int(asr.WINDOW_SECONDS * SR)
 
 
 class Fake:
@@ -62,20 +63,24 @@ def test_a_short_clip_gives_its_speech_alone_for_the_engine_to_pad():
 
 
 @pytest.mark.unit
-def test_speech_between_two_and_three_windows_long_gives_overlapping_windows_and_the_other_channel_counts():
-    left, right = [(0.0, 40.0)], [(10.0, 30.0)]  # 60 s of speech over two channels: two windows
+def test_the_windows_are_those_transcription_decodes_and_the_other_channel_counts():
+    left, right = [(0.0, 40.0)], [(10.0, 30.0)]  # 60 s of speech over two channels: three windows
     fake = Fake()
-    pipeline._language(fake, [channel(50.0, left), channel(50.0, right) * -1], [left, right], {})
-    assert len(fake.calls) == 2 and all(len(c) == WINDOW and np.all(c != 0) for c in fake.calls)
-    assert fake.calls[0][0] > 0 and fake.calls[1][-1] < 0  # first from the left, last ends in the right
+    channels = [channel(50.0, left), channel(50.0, right) * -1]
+    pipeline._language(fake, channels, [left, right], {})
+    assert len(fake.calls) == 3 and all(0 < len(c) <= WINDOW and np.all(c != 0) for c in fake.calls)
+    assert fake.calls[0][0] > 0 and fake.calls[-1][-1] < 0  # first from the left, last ends in the right
+    spliced, spans = asr.clips(channels[0], left)  # the left channel's windows, as decoding cuts them
+    assert [len(c) for c in fake.calls[:2]] == [len(asr.clip_samples(spliced, span)) for span in spans]
 
 
 @pytest.mark.unit
 def test_the_windows_distributions_are_pooled_by_their_seconds_of_speech_every_language_ranked():
-    regions = [(0.0, 90.0)]
+    regions = [(0.0, 30.0), (31.0, 61.0), (62.0, 72.0)]  # windows of 30, 30 and 10 s of speech
     fake = Fake([[("es", 0.6), ("it", 0.3), ("pt", 0.1)], [("it", 0.9), ("es", 0.1)], [("it", 0.5), ("es", 0.5)]])
-    language, probability, ranked = pipeline._language(fake, [channel(90.0, regions)], [regions], {})
-    assert language == "it" and probability == pytest.approx((0.3 + 0.9 + 0.5) / 3, abs=1e-4)
+    language, probability, ranked = pipeline._language(fake, [channel(75.0, regions)], [regions], {})
+    assert [len(call) / SR for call in fake.calls] == [30, 30, 10]
+    assert language == "it" and probability == pytest.approx((0.3 * 30 + 0.9 * 30 + 0.5 * 10) / 70, abs=1e-4)
     assert [code for code, _ in ranked] == ["it", "es", "pt"]
     assert sum(p for _, p in ranked) == pytest.approx(1.0)
 
@@ -122,6 +127,36 @@ def test_the_base_model_names_the_language_of_real_voices_short_and_long(clips):
                               lambda *event: None)
         assert result["language"] == clip["language"], (clip["name"], result["language_confidences"][:3])
         assert len(calls) == (3 if clip["duration"] > 60 else 1)
-        assert set(calls) == ({WINDOW} if clip["duration"] > 60 else {calls[0]}) and calls[0] <= WINDOW
+        assert all(call <= WINDOW for call in calls) and (sum(calls) > 1.5 * WINDOW if clip["duration"] > 60 else True)
         codes = [c["language"] for c in result["language_confidences"]]
         assert len(codes) == len(set(codes)) > 90  # every language Whisper knows, once each, ranked
+
+
+@pytest.mark.system
+def test_transcription_does_not_encode_again_the_windows_language_identification_encoded(clips, monkeypatch):
+    """faster-whisper on the CPU: the three windows language identification encodes are among those
+    batched decoding decodes, which reuses their encoder output; the transcript is the one it
+    gives when it encodes them again."""
+    from pathlib import Path
+
+    from faster_whisper import WhisperModel
+
+    from diarist.streams.inference.encoder_reuse import EncodeOnceModel
+
+    base = asr.load("faster-whisper", "base", min(2, os.cpu_count() or 2))
+    clip = clips[-1]  # 70-120 s of Spanish: more windows than language identification takes
+    encoded: list[int] = []
+    encode = WhisperModel.encode
+    monkeypatch.setattr(WhisperModel, "encode", lambda self, f: encoded.append(1 if f.ndim == 2 else len(f)) or encode(self, f))
+
+    def transcribe() -> dict:
+        encoded.clear()
+        return pipeline.run(base, Path(clip["path"]), {"diarization": False, "batch_size": 2}, lambda *event: None)
+
+    reused = transcribe()
+    with_reuse = sum(encoded)
+    monkeypatch.setattr(EncodeOnceModel, "keep", lambda self, features, output: None)
+    again = transcribe()
+    assert with_reuse > pipeline.LANGUAGE_WINDOWS and sum(encoded) == with_reuse + pipeline.LANGUAGE_WINDOWS
+    assert reused["language"] == again["language"] == "es"
+    assert [s["text"] for s in reused["segments"]] == [s["text"] for s in again["segments"]]

@@ -101,7 +101,7 @@ class Spliced:
 
     def __init__(self, audio: np.ndarray, pieces: list[Region]) -> None:
         bounds = [(int(start * SAMPLE_RATE), int(end * SAMPLE_RATE)) for start, end in pieces]
-        self.audio = np.concatenate([audio[a:b] for a, b in bounds]).astype(np.float32, copy=False)
+        self.audio = np.concatenate([audio[a:b] for a, b in bounds] or [np.zeros(0)]).astype(np.float32, copy=False)
         self.original = [a / SAMPLE_RATE for a, _ in bounds]
         self.at = list(np.cumsum([0] + [b - a for a, b in bounds])[:-1] / SAMPLE_RATE)  # where each piece starts here
         self.length = [(b - a) / SAMPLE_RATE for a, b in bounds]
@@ -111,6 +111,25 @@ class Spliced:
         the piece before it."""
         i = max(0, (bisect_left(self.at, t) if end else bisect_right(self.at, t)) - 1)
         return self.original[i] + min(max(t - self.at[i], 0.0), self.length[i])
+
+
+def clips(audio: np.ndarray, speech: list[Region]) -> tuple[Spliced, list[Region]]:
+    """The windows as batched decoding gives them to the engine: the speech pieces of every
+    window laid end to end, and each window's (start, end) in that spliced audio."""
+    groups = windows(audio, speech)
+    spliced = Spliced(audio, [piece for group in groups for piece in group])
+    spans, first = [], 0
+    for group in groups:
+        last = first + len(group) - 1
+        spans.append((spliced.at[first], spliced.at[last] + spliced.length[last]))
+        first = last + 1
+    return spliced, spans
+
+
+def clip_samples(spliced: Spliced, clip: Region) -> np.ndarray:
+    """A window's samples, cut as faster-whisper cuts a clip (int(seconds * rate)), so that
+    language identification and decoding give the engine the very same window."""
+    return spliced.audio[int(clip[0] * SAMPLE_RATE):int(clip[1] * SAMPLE_RATE)]
 
 
 def _quietest(audio: np.ndarray, low: float, high: float, frame: float = 0.02, pause: float = 0.2) -> float:
@@ -130,28 +149,37 @@ def _quietest(audio: np.ndarray, low: float, high: float, frame: float = 0.02, p
 
 class FasterWhisper:
     def __init__(self, model_name: str, threads: int) -> None:
-        from faster_whisper import BatchedInferencePipeline, WhisperModel
+        from faster_whisper import BatchedInferencePipeline
 
+        from diarist.streams.inference.encoder_reuse import EncodeOnceModel
         from diarist.streams.inference.weights import model_dir
 
         self.device, compute_type = ("cuda", "float16") if cuda_available() else ("cpu", "int8")
-        self.model = WhisperModel(str(model_dir(model_name)), device=self.device, compute_type=compute_type,
-                                  cpu_threads=threads, local_files_only=True)
+        self.model = EncodeOnceModel(str(model_dir(model_name)), device=self.device, compute_type=compute_type,
+                                     cpu_threads=threads, local_files_only=True)
         self.multilingual = self.model.model.is_multilingual
         self.batched = BatchedInferencePipeline(self.model)
 
     def detect_language(self, audio: np.ndarray) -> tuple[str, float, Languages]:
-        language, probability, languages = self.model.detect_language(audio)
-        return language, probability, languages
+        """The window's features as batched decoding computes them: when it decodes this window
+        later, the encoder's output is reused (streams/inference/encoder_reuse.py)."""
+        from faster_whisper.audio import pad_or_trim
+
+        features = pad_or_trim(self.model.feature_extractor(np.asarray(audio, dtype=np.float32))[..., :-1])
+        encoded = self.model.encode(features)
+        self.model.keep(features, encoded)
+        ranked = [(token[2:-2], float(p)) for token, p in self.model.model.detect_language(encoded)[0]]
+        return ranked[0][0], ranked[0][1], ranked
 
     def transcribe(self, audio: np.ndarray, language: str | None, hints: list[str], batch_size: int = 1,
                    speech: list[Region] | None = None) -> Iterator[Segment]:
-        groups = windows(audio, find_speech(audio) if speech is None else speech) if batch_size > 1 else []
-        if batch_size > 1 and not groups:
-            return  # no speech
-        if len(groups) > 1:
-            yield from self._batched(audio, groups, language, hints, batch_size)
-            return
+        if batch_size > 1:
+            spliced, spans = clips(audio, find_speech(audio) if speech is None else speech)
+            if not spans:
+                return  # no speech
+            if len(spans) > 1:
+                yield from self._batched(spliced, spans, language, hints, batch_size)
+                return
         # Sequential, or speech that fits in one window: nothing to batch.
         segments, _ = self.model.transcribe(
             audio, language=language, beam_size=5, word_timestamps=True, vad_filter=True,
@@ -159,25 +187,20 @@ class FasterWhisper:
         for s in segments:
             yield _segment(s.start, s.end, s.text, [(w.word, w.start, w.end, w.probability) for w in s.words or []])
 
-    def _batched(self, audio: np.ndarray, groups: list[list[Region]], language: str | None, hints: list[str],
+    def _batched(self, spliced: Spliced, spans: list[Region], language: str | None, hints: list[str],
                  batch_size: int) -> Iterator[Segment]:
-        spliced = Spliced(audio, [piece for group in groups for piece in group])
-        clips, first = [], 0
-        for group in groups:
-            last = first + len(group) - 1
-            clips.append({"start": spliced.at[first], "end": spliced.at[last] + spliced.length[last]})
-            first = last + 1
+        timestamps = [{"start": start, "end": end} for start, end in spans]
         # One segment per window (faster-whisper's batched default): with timestamp tokens the
         # model dropped the first sentence of some windows (docs/models.md).
         batched, _ = self.batched.transcribe(
             spliced.audio, language=language, beam_size=5, word_timestamps=True, batch_size=batch_size,
-            clip_timestamps=clips, without_timestamps=True, no_speech_threshold=None,
+            clip_timestamps=timestamps, without_timestamps=True, no_speech_threshold=None,
             hotwords=" ".join(hints) or None)
-        starts = [clip["start"] for clip in clips]
+        starts = [clip["start"] for clip in timestamps]
         for b in batched:
             # Times stay inside the segment's own window (word alignment can reach a frame
             # before it, which would map into the previous window's last piece).
-            clip = clips[max(0, bisect_right(starts, (b.start + b.end) / 2) - 1)]
+            clip = timestamps[max(0, bisect_right(starts, (b.start + b.end) / 2) - 1)]
 
             def back(t: float, end: bool = False, clip: dict = clip) -> float:
                 return spliced.time(min(max(t, clip["start"]), clip["end"]), end)

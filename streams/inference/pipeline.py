@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from diarist.streams.inference import asr
-from diarist.streams.inference.asr import Languages, Transcriber
+from diarist.streams.inference.asr import Languages, Region, Transcriber
 from diarist.streams.inference.diarization import SpeakerBounds, Turn, diarize, speaker_at
 from diarist.streams.inference.media import (
     SAMPLE_RATE,
@@ -32,8 +32,10 @@ __all__ = ["MediaError", "OptionError", "run"]
 Emit = Callable[[str, dict], None]
 CHUNK_SECONDS = 300.0  # audio given to the engine at once: bounds memory, whatever the duration
 CHUNK_PAD = 1.0
-LANGUAGE_WINDOW_SECONDS = 30.0  # Whisper's input; each window is one detect_language call
-LANGUAGE_WINDOWS = 3  # at most, spread over the speech: each costs about 0.65 s with base on 2 cores
+# Windows of speech language identification pools, at most, spread over the file. With
+# faster-whisper on the CPU a window costs one decoder step, as transcription reuses its encoding;
+# otherwise one encoder pass (about 0.65 s with base on 2 cores).
+LANGUAGE_WINDOWS = 3
 
 
 class OptionError(ValueError):
@@ -84,7 +86,7 @@ def run(transcriber: Transcriber, path: Path, options: dict[str, Any], emit: Emi
         return result
 
 
-def _speaker_turns(channels: list[Channel], regions: list[list[tuple[float, float]]],
+def _speaker_turns(channels: list[Channel], regions: list[list[Region]],
                    repeats: list[int | None], options: dict[str, Any]) -> list[list[Turn]]:
     """Speaker turns per channel, speakers numbered across channels (a voice on two channels
     counts twice: channels are separate recordings)."""
@@ -114,55 +116,42 @@ def _channel_info(channel: int, audio: Channel, regions: list[tuple[float, float
             "silence": round(max(0.0, duration - speech), 3), "redundant_of": repeat_of}
 
 
-def _language(transcriber: Transcriber, channels: list[Channel], regions: list[list[tuple[float, float]]],
+def _language(transcriber: Transcriber, channels: list[Channel], regions: list[list[Region]],
               options: dict[str, Any]) -> tuple[str | None, float | None, list[tuple[str, float]]]:
     """The job's language: as asked, or identified on up to LANGUAGE_WINDOWS windows of speech
     spread over the whole file, their distributions pooled (every language, ranked). A window
-    holds speech only; one shorter than 30 s (all the speech there is) is padded by the engine
-    as Whisper was trained: repeating it to fill the window was measured worse on short speech
-    (docs/accuracy.md)."""
+    holds speech only; one shorter than 30 s is padded by the engine as Whisper was trained:
+    repeating it to fill the window was measured worse on short speech (docs/accuracy.md)."""
     if options.get("language"):
         return options["language"], None, []
     if not transcriber.multilingual:
         if options.get("task") == "LANGUAGE_IDENTIFICATION":
             raise OptionError("language identification needs a multilingual model, such as base")
         return "en", None, []
-    samples = int(LANGUAGE_WINDOW_SECONDS * SAMPLE_RATE)
-    windows = speech_windows(channels, regions, samples, LANGUAGE_WINDOWS)
+    windows = language_windows(channels, regions, LANGUAGE_WINDOWS)
     if not windows:
         return None, None, []
     ranked = pooled([transcriber.detect_language(w)[2] for w in windows], [len(w) for w in windows])
     return ranked[0][0], round(ranked[0][1], 4), ranked
 
 
-def speech_windows(channels: list[Channel], regions: list[list[tuple[float, float]]], samples: int,
-                   count: int) -> list[np.ndarray]:
-    """Windows of `samples` made only of VAD speech (regions joined, channel after channel):
-    as many as the speech fills, at most `count`, spread evenly from its first second to its
-    last (they overlap rather than leave a short last one); one shorter window when all the
-    speech is shorter. Reads only the spans it returns."""
-    pieces = [(c, int(start * SAMPLE_RATE), int(end * SAMPLE_RATE)) for c in range(len(channels))
-              for start, end in regions[c] if end > start]
-    total = sum(end - start for _, start, end in pieces)
-    if total <= 0:
-        return []
-    n = max(1, min(count, -(-total // samples)))
-    offsets = [round(k * (total - samples) / (n - 1)) for k in range(n)] if n > 1 else [0]
-    windows = []
-    for offset in offsets:
-        out, skipped, wanted = [], 0, min(samples, total)
-        for c, start, end in pieces:
-            if wanted <= 0:
-                break
-            if skipped + end - start <= offset:
-                skipped += end - start
-                continue
-            first = start + max(0, offset - skipped)
-            skipped += end - start
-            out.append(np.asarray(channels[c][first:min(end, first + wanted)], dtype=np.float32))
-            wanted -= len(out[-1])
-        windows.append(np.concatenate(out))
-    return windows
+def language_windows(channels: list[Channel], regions: list[list[Region]], count: int) -> list[np.ndarray]:
+    """Up to `count` of the windows that batched transcription decodes (asr.clips: VAD speech
+    only, at most 30 s each), spread evenly from the first to the last, with their samples
+    exactly as the engine is given them: faster-whisper then encodes each of them once
+    (streams/inference/encoder_reuse.py)."""
+    sizes = [len(asr.windows(samples, speech)) for _, _, samples, speech in _chunked(channels, regions)]
+    total = sum(sizes)
+    n = min(count, total)
+    wanted = sorted({round(k * (total - 1) / (n - 1)) for k in range(n)}) if n > 1 else list(range(n))
+    out, first = [], 0
+    for size, (_, _, samples, speech) in zip(sizes, _chunked(channels, regions)):
+        mine = [i - first for i in wanted if first <= i < first + size]
+        if mine:
+            spliced, spans = asr.clips(samples, speech)
+            out += [asr.clip_samples(spliced, spans[i]) for i in mine]
+        first += size
+    return out
 
 
 def pooled(distributions: list[Languages], weights: list[float]) -> Languages:
@@ -177,26 +166,31 @@ def pooled(distributions: list[Languages], weights: list[float]) -> Languages:
     return sorted(((code, p / norm) for code, p in total.items()), key=lambda item: item[1], reverse=True)
 
 
-def _transcribe(transcriber: Transcriber, channels: list[Channel], regions: list[list[tuple[float, float]]],
+def _transcribe(transcriber: Transcriber, channels: list[Channel], regions: list[list[Region]],
                 turns: list[list[Turn]], language: str | None, hints: list[str], emit: Emit,
                 batch_size: int = 1) -> list[dict]:
     """Chunk by chunk; with batch_size > 1 the engine decodes the VAD's speech regions of each
     chunk (given to it, so that it runs no VAD of its own) in batches of 30 s windows.
     Progress is the share of the audio (of the channels with speech) behind the last segment."""
     with_speech = [c for c in range(len(channels)) if regions[c]]
+    before = {c: sum(len(channels[b]) for b in with_speech if b < c) / SAMPLE_RATE for c in with_speech}
     total = sum(len(channels[c]) for c in with_speech) / SAMPLE_RATE or 1.0
-    before = 0.0
     segments: list[dict] = []
-    for c in with_speech:
-        for start, end in _chunks(regions[c], len(channels[c]) / SAMPLE_RATE):
-            samples = channels[c][int(start * SAMPLE_RATE):int(end * SAMPLE_RATE)]
-            speech = [(max(a, start) - start, min(b, end) - start) for a, b in regions[c] if b > start and a < end]
-            for segment in transcriber.transcribe(samples, language, hints, batch_size, speech):
-                shifted = _shifted(segment, start)
-                segments += _split_by_speaker(shifted, turns[c], c)
-                emit("progress", {"percent": round(min(99.0, 100.0 * (before + shifted["end"]) / total), 1)})
-        before += len(channels[c]) / SAMPLE_RATE
+    for c, start, samples, speech in _chunked(channels, regions):
+        for segment in transcriber.transcribe(samples, language, hints, batch_size, speech):
+            shifted = _shifted(segment, start)
+            segments += _split_by_speaker(shifted, turns[c], c)
+            emit("progress", {"percent": round(min(99.0, 100.0 * (before[c] + shifted["end"]) / total), 1)})
     return sorted(segments, key=lambda s: (s["start"], s["channel"]))
+
+
+def _chunked(channels: list[Channel], regions: list[list[Region]]) -> Iterator[tuple[int, float, np.ndarray, list[Region]]]:
+    """What the engine is given at once, channel by channel (those with speech): (channel, the
+    chunk's start in seconds, its samples, its speech regions in seconds from that start)."""
+    for c, audio in enumerate(channels):
+        for start, end in _chunks(regions[c], len(audio) / SAMPLE_RATE) if regions[c] else []:
+            speech = [(max(a, start) - start, min(b, end) - start) for a, b in regions[c] if b > start and a < end]
+            yield c, start, audio[int(start * SAMPLE_RATE):int(end * SAMPLE_RATE)], speech
 
 
 def _chunks(regions: list[tuple[float, float]], duration: float) -> list[tuple[float, float]]:
