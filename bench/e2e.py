@@ -4,7 +4,7 @@ Starts a real Kafka broker, the jobs worker and an inference worker, then times 
 file three ways in one run, taking turns: the bare sequential call in this process, the bare
 batched call (BatchedInferencePipeline) in this process, and diarist end to end through the HTTP
 API (POST to COMPLETED, batched as by default). Then WER of each way on the espeak file and on
-real recorded English (CMU ARCTIC sentences from PyPI wheels), and a throughput run: --jobs
+real recorded English (bench/english.py: 13 recordings, about 590 words, 5 voices), and a throughput run: --jobs
 jobs queued at once against the same number of bare sequential calls one after the other.
 
     python bench/e2e.py [--model base|tiny.en] [--seconds 60] [--runs 3] [--batch-size N] [--jobs 6]
@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from faster_whisper.audio import decode_audio as decode  # noqa: E402
 
-from bench.english import arctic  # noqa: E402
+from bench.english import recordings  # noqa: E402
 from bench.procstat import children, cpu_mark, foreign_cpu, proc_kib  # noqa: E402
 from diarist.infra.broker import KafkaBroker  # noqa: E402
 from diarist.infra.settings import Settings  # noqa: E402
@@ -63,7 +63,8 @@ JOB_TIMES = ("created_at", "started_at", "diarized_at", "completed_at")
 WAYS = {"bare": "bare faster-whisper, sequential (decode + transcribe)",
         "batched": "bare faster-whisper, BatchedInferencePipeline",
         "e2e": "diarist end to end, batched (POST → COMPLETED seen)"}
-NORMALISE = jiwer.Compose([jiwer.ToLowerCase(), jiwer.SubstituteRegexes({r"[^\w\s]": " "}),
+# Fillers ("uh", "um") are in some references and never in Whisper's text: left out of both.
+NORMALISE = jiwer.Compose([jiwer.ToLowerCase(), jiwer.SubstituteRegexes({r"[^\w\s]": " ", r"\b(uh|um)\b": " "}),
                            jiwer.RemoveMultipleSpaces(), jiwer.Strip(), jiwer.ReduceToListOfListOfWords()])
 
 
@@ -142,10 +143,14 @@ def wer(reference: str, hypothesis: str) -> float:
     return 100 * jiwer.wer(reference, hypothesis, reference_transform=NORMALISE, hypothesis_transform=NORMALISE)
 
 
-def real_english(path: Path) -> tuple[Path, str, float]:
-    """The ARCTIC sentences one after the other with a pause between: (file, reference, seconds)."""
-    path, spans = arctic(path)
-    return path, " ".join(text for _, _, text in spans), soundfile.info(str(path)).duration
+def real_english(directory: Path) -> list[tuple[Path, str]]:
+    """Every recording of bench/english.py as a file of its own, as a user would send it: (file, reference)."""
+    directory.mkdir()
+    out = []
+    for name, audio, text in recordings():
+        soundfile.write(str(directory / f"{name}.wav"), audio, SAMPLE_RATE, subtype="PCM_16")
+        out.append((directory / f"{name}.wav", text))
+    return out
 
 
 def child_label(pid: int) -> str:
@@ -179,6 +184,7 @@ class Accuracy:
     real: dict[str, float] = field(default_factory=dict)
     real_seconds: float = 0.0
     real_words: int = 0
+    real_files: int = 0
 
 
 @dataclass
@@ -239,9 +245,8 @@ def report(console: Console, args: argparse.Namespace, threads: int, audio_s: fl
     console.print(table)
 
     acc = Table(title="WER % (lowercased, punctuation removed; jiwer)")
-    for name, justify in (("way", "left"), (f"espeak {audio_s:.0f} s", "right"),
-                          (f"real English: ARCTIC, {accuracy.real_seconds:.0f} s, {accuracy.real_words} words",
-                           "right")):
+    real = f"real English: {accuracy.real_files} files, {accuracy.real_seconds:.0f} s, {accuracy.real_words} words"
+    for name, justify in (("way", "left"), (f"espeak {audio_s:.0f} s", "right"), (real, "right")):
         acc.add_column(name, justify=justify)
     for way, label in WAYS.items():
         acc.add_row(label, f"{accuracy.espeak.get(way, float('nan')):.2f}",
@@ -310,18 +315,23 @@ def measure(console: Console, bare: Bare, client: httpx.Client, service: Service
 
 
 def accuracy_on(console: Console, bare: Bare, client: httpx.Client, samples: Samples, reference: str,
-                real: tuple[Path, str, float], options: str) -> Accuracy:
+                real: list[tuple[Path, str]], options: str) -> Accuracy:
+    """WER of each way on the espeak file (its texts from the timed runs), and on the real
+    recordings, each sent as its own file, their texts joined against their references joined."""
     out = Accuracy(espeak={way: wer(reference, text) for way, text in samples.texts.items()},
-                   real_seconds=real[2], real_words=len(real[1].split()))
-    console.print("real English: each way once ...")
+                   real_seconds=sum(soundfile.info(str(path)).duration for path, _ in real),
+                   real_words=sum(len(NORMALISE(text)[0]) for _, text in real), real_files=len(real))
+    console.print(f"real English: {len(real)} recordings, each way once ...")
     for way in WAYS:
-        if way == "e2e":
-            _, _, job = e2e_run(client, real[0], options)
-            text, _ = result_text(client, job)
-        else:
-            _, text, _ = bare.run(real[0], way == "batched")
-        out.real[way] = wer(real[1], text)
-        console.print(f"  {way}: {text!r}", markup=False)
+        texts = []
+        for path, _ in real:
+            if way == "e2e":
+                _, _, job = e2e_run(client, path, options)
+                texts.append(result_text(client, job)[0])
+            else:
+                texts.append(bare.run(path, way == "batched")[1])
+        out.real[way] = wer(" ".join(text for _, text in real), " ".join(texts))
+        console.print(f"  {way}: {' | '.join(texts)!r}", markup=False)
     return out
 
 
@@ -374,7 +384,7 @@ def main() -> None:
         reference = long_text(args.seconds)
         path = speak(reference, tmp_dir / "speech.wav")
         audio_s = len(decode(path)) / SAMPLE_RATE
-        real = real_english(tmp_dir / "arctic.wav")
+        real = real_english(tmp_dir / "english")
         broker = KafkaBroker(tmp_dir / "kafka", port=free_port(), controller_port=free_port())
         console.print(f"starting Kafka and diarist ({args.model}) ...")
         broker.start()

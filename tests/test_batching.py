@@ -1,5 +1,6 @@
 """Batched transcription (option batch_size): the windows it decodes, and real jobs with it on
-real recorded English (CMU ARCTIC, bench/english.py) and on a long espeak file."""
+real recorded English (CMU ARCTIC and a LibriVox reading, bench/english.py) and on a long espeak
+file."""
 from __future__ import annotations
 
 import json
@@ -124,6 +125,23 @@ def test_a_batched_job_on_real_english_gets_the_words_and_where_they_are(base, t
     assert all(a["start"] <= b["start"] for a, b in zip(words, words[1:]))
     assert all(0 <= w["start"] <= w["end"] <= result["duration"] for w in words)
     assert all(s["speaker"] is not None for s in result["segments"])
+
+
+@pytest.mark.system
+def test_a_batched_job_on_a_real_reading_identifies_english_and_gets_its_words(base, tmp_path):
+    """Shakespeare's first sonnet read for LibriVox (53 s: two windows of speech, which language
+    identification then decoding both use): English, and the sonnet's words."""
+    import soundfile
+
+    from bench.english import recordings
+
+    [(_, audio, text)] = [r for r in recordings() if r[0] == "sonnet-p001"]
+    path = tmp_path / "sonnet.wav"
+    soundfile.write(str(path), audio, SAMPLE_RATE)
+    result = run(base, path, batch_size=2)
+    said = " ".join(words_of(" ".join(s["text"] for s in result["segments"])))
+    assert result["language"] == "en" and result["language_probability"] > 0.9
+    assert jiwer.wer(" ".join(words_of(text)), said) <= 0.15, said
 
 
 @pytest.mark.system
