@@ -37,6 +37,7 @@ from diarist.streams.jobs.errors import Conflict, NotYetVisible
 from diarist.streams.jobs.store import Journal, result_key, transition
 from diarist.streams.jobs.tail import JobTail
 from diarist.streams.jobs.types import ENGINES, Status
+from diarist.streams.stalls import StallWatch
 from diarist.streams.topics import topics
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,10 @@ class InferenceWorker:
         # Logged and sent to the dead-letter topic; the jobs workers' /healthz counts their own.
         self.dead_letters = dead_letters(self.app, self.names.dead_letters)
         self._reloading: asyncio.Future | None = None
+        self._jobs_running = 0
+        self._stalls: StallWatch | None = None
         self.app.agent(self.events_topic, name="run-jobs", concurrency=1)(self._run_jobs)
+        self.app.timer(10.0, name="refetch-stalled-partitions")(self._refetch_stalled)
         self.app.timer(5.0, name="heartbeat")(self._heartbeat)
         idle_check = min(30.0, max(1.0, settings.model_idle_seconds / 2))
         self.app.timer(idle_check, name="unload-idle-processes")(self._unload_idle_processes)
@@ -137,8 +141,22 @@ class InferenceWorker:
             await self._run_with_retries(name, payload, partition, offset)
 
     async def _run_with_retries(self, name: str, queued_event: lc.Event, partition: int, offset: int) -> None:
-        with job_context(queued_event["job_id"]):  # every line logged meanwhile names the job
-            await self._attempts(name, queued_event, partition, offset)
+        self._jobs_running += 1
+        try:
+            with job_context(queued_event["job_id"]):  # every line logged meanwhile names the job
+                await self._attempts(name, queued_event, partition, offset)
+        finally:
+            self._jobs_running -= 1
+
+    async def _refetch_stalled(self) -> None:
+        """Partitions of the events that the consumer stopped fetching are fetched again
+        (streams/stalls.py); a failure to look is only logged: the next look may succeed."""
+        if self._stalls is None:
+            self._stalls = StallWatch(self.app.consumer, self.names.events, lambda: self._jobs_running > 0)
+        try:
+            await self._stalls.check()
+        except Exception as exc:
+            log.warning("could not look for stalled partitions: %s: %s", type(exc).__name__, exc)
 
     async def _attempts(self, name: str, queued_event: lc.Event, partition: int, offset: int) -> None:
         """Runs the job; an unexpected error is tried again, then fails the job, so that a job
