@@ -8,8 +8,6 @@ ones (languages nl, pt, pl, sv, da and the texts of tests/audio.py; bench/accura
 es, fr, de, it). The settings chosen from it are the constants of streams/inference/diarization.py.
 
     OMP_NUM_THREADS=1 python bench/tune_diarization.py [--conversations 12] [--seed 0]
-    OMP_NUM_THREADS=1 python bench/tune_diarization.py --thresholds 0.08 --size-terms 0.25 --jumps 1.7 \
-        --pitch-weights 0 0.01 0.02 0.04 --pitch-free 3 4 5 --pitch-min-windows 8 10 12
 """
 from __future__ import annotations
 
@@ -36,9 +34,6 @@ def main() -> None:
     parser.add_argument("--jumps", type=float, nargs="+", default=[1.5, 1.7, 2.0, 1e9], help="1e9: no jump rule")
     parser.add_argument("--min-windows", type=int, nargs="+", default=[5])
     parser.add_argument("--change", type=float, nargs="+", default=[0.3])
-    parser.add_argument("--pitch-weights", type=float, nargs="+", default=[0.02], help="0: no pitch in the stop test")
-    parser.add_argument("--pitch-free", type=float, nargs="+", default=[4.0])
-    parser.add_argument("--pitch-min-windows", type=int, nargs="+", default=[10])
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
 
@@ -57,15 +52,12 @@ def main() -> None:
     current = {}
     diarization.windows = lambda audio, regions: current["w"]  # embeddings computed once above
     try:
-        print(f"{'threshold':>9} {'size':>4} {'jump':>5} {'min win':>7} {'change':>6} {'pitch':>5} {'free':>4} {'p win':>5} | "
-              f"{'DER':>5} {'clean':>5} "
+        print(f"{'threshold':>9} {'size':>4} {'jump':>5} {'min win':>7} {'change':>6} | {'DER':>5} {'clean':>5} "
               f"{'tel':>5} {'noisy':>5} {'count':>6} | {'DER n':>5} {'count n':>7} | {'espeak':>6} {'count':>5}")
-        for threshold, size, jump, min_windows, change, pitch, free, pitch_windows in itertools.product(
-                args.thresholds, args.size_terms, args.jumps, args.min_windows, args.change, args.pitch_weights,
-                args.pitch_free, args.pitch_min_windows):
+        for threshold, size, jump, min_windows, change in itertools.product(
+                args.thresholds, args.size_terms, args.jumps, args.min_windows, args.change):
             diarization.MIN_WINDOWS, diarization.CHANGE_THRESHOLD = min_windows, change
             diarization.SIZE_TERM, diarization.JUMP = size, jump
-            diarization.PITCH_WEIGHT, diarization.PITCH_FREE, diarization.PITCH_MIN_WINDOWS = pitch, free, pitch_windows
             cells = []
             for items, hinted in ((cached, False), (cached, True), (espeak, False)):
                 totals: dict[str, dict[str, float]] = {}
@@ -82,16 +74,14 @@ def main() -> None:
                     right += len({t.speaker for t in turns}) == f["speakers"]
                 cells.append((totals, right))
             (t0, r0), (t1, r1), (t2, r2) = cells
-            print(f"{threshold:9.3f} {size:4.2f} {min(jump, 99):5.1f} {min_windows:7d} {change:6.2f} {pitch:5.3f} "
-                  f"{free:4.1f} {pitch_windows:5d} | "
+            print(f"{threshold:9.3f} {size:4.2f} {min(jump, 99):5.1f} {min_windows:7d} {change:6.2f} | "
                   f"{der(t0['all']):5.1f} {der(t0['clean']):5.1f} {der(t0['telephone']):5.1f} {der(t0['noisy']):5.1f} "
                   f"{r0:3d}/{len(cached):<2d} | {der(t1['all']):5.1f} {r1:4d}/{len(cached)} | "
                   f"{der(t2['all']):6.1f} {r2:2d}/{len(espeak)}", flush=True)
     finally:
         diarization.windows = real_windows
     print("DER n, count n: with speakers_count given; espeak: the held-out dialogues, no hints; jump 99: no jump "
-          "rule; pitch, free, p win: PITCH_WEIGHT, PITCH_FREE, PITCH_MIN_WINDOWS (pitch 0: no pitch in the stop "
-          "test). DER in %, collar 0.25 (total width), pyannote.metrics.")
+          "rule. DER in %, collar 0.25 (total width), pyannote.metrics.")
 
 
 def espeak_dialogues(directory: Path) -> list[dict]:

@@ -1,7 +1,7 @@
-"""Diarization: clustering of voice embeddings (speaker counts from the threshold, the jump
-rule and the pitch, or exactly from the bounds, small groups, bounded memory), the pitch of a
-window, speaker changes, the smoothing resegmentation and turns, on synthetic embeddings (unit);
-and one conversation of real human voices built from Debian packages (system)."""
+"""Diarization: clustering of voice embeddings (speaker counts from the threshold and the jump
+rule or exactly from the bounds, small groups, bounded memory), speaker changes, the smoothing resegmentation and
+turns, on synthetic embeddings (unit); and one conversation of real human voices built from
+Debian packages (system)."""
 import numpy as np
 import pytest
 
@@ -67,38 +67,6 @@ def test_a_jump_above_the_merges_before_it_keeps_two_close_voices_apart(seed, mo
     assert same_partition(cluster(embeddings, SpeakerBounds(), pieces), who)
     monkeypatch.setattr(diarization, "JUMP", 1e9)
     assert len(set(cluster(embeddings, SpeakerBounds(), pieces))) == 1
-
-
-@pytest.mark.unit
-@pytest.mark.parametrize("seed", range(3))
-def test_two_voices_close_for_the_encoder_but_far_apart_in_pitch_stay_two(seed):
-    # Two voices under the limit for the encoder (0.06 apart, each heard in 24 windows) merge
-    # unless their median pitches differ by more than PITCH_FREE semitones.
-    embeddings, who, _pieces = close_voices(0.06, seed, per_piece=12)
-    rng = np.random.default_rng(seed)
-    assert len(set(cluster(embeddings, SpeakerBounds(), who))) == 1
-    for gap, speakers in ((7.0, 2), (2.0, 1)):
-        pitch = 90 + gap * who + rng.normal(0, 1.5, len(who))
-        pitch[::7] = np.nan  # windows without voiced frames
-        assert len(set(cluster(embeddings, SpeakerBounds(), who, pitch))) == speakers
-    pitch = 90 + 7.0 * who
-    assert len(set(cluster(embeddings, SpeakerBounds(count=1), who, pitch))) == 1  # bounds stay exact
-    short, who_short, _ = close_voices(0.06, seed, per_piece=diarization.PITCH_MIN_WINDOWS // 2 - 1)
-    # groups shorter than PITCH_MIN_WINDOWS: their pitch is not trusted, the encoder decides
-    assert len(set(cluster(short, SpeakerBounds(), who_short, 90 + 7.0 * who_short))) == 1
-
-
-@pytest.mark.unit
-def test_the_pitch_of_a_voiced_sound_and_none_for_noise():
-    rate = diarization.SAMPLE_RATE
-    t = np.arange(rate) / rate
-    for f0 in (90.0, 200.0, 320.0):
-        tone = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 12) if k * f0 < 3400).astype(np.float32)
-        tones = diarization._tones(0.1 * tone)
-        assert len(tones) == 1 + len(t) // (rate // diarization.PITCH_RATE * diarization.PITCH_HOP)
-        assert abs(np.nanmedian(tones) - 12 * np.log2(f0)) < 0.2 and np.mean(np.isnan(tones)) < 0.1
-    noise = np.random.default_rng(0).normal(0, 0.1, rate).astype(np.float32)
-    assert np.mean(np.isnan(diarization._tones(noise))) > 0.9
 
 
 @pytest.mark.unit

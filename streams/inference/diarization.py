@@ -3,8 +3,7 @@ speech regions, clustering that finds the number of speakers, and a smoothing re
 
 1. Windows: every speech region from the VAD is covered by windows of WINDOW seconds every HOP
    seconds (a region shorter than a window is one window). Each region is volume-normalised and
-   all windows are embedded in batches by one speaker encoder, loaded once per process. Each
-   window also gets its voice pitch: the median F0 of its voiced frames, in semitones (YIN).
+   all windows are embedded in batches by one speaker encoder, loaded once per process.
 2. Speaker changes: inside a region, the voice just before each point is compared with the voice
    just after it (two windows that do not overlap); where that distance peaks above
    CHANGE_THRESHOLD the region is cut. Pauses between regions cut too. The pieces are the first
@@ -15,9 +14,6 @@ speech regions, clustering that finds the number of speakers, and a smoothing re
    SIZE_TERM / windows of the smaller), and does not jump well above the merges before it (JUMP),
    so that the number of speakers comes from the data (calibrated on the tuning split of the
    real-voice corpus and unscored espeak dialogues: bench/tune_diarization.py, docs/accuracy.md).
-   The stop test also hears the pitch: where both groups are long (PITCH_MIN_WINDOWS) and their
-   median pitches differ by more than PITCH_FREE semitones, each semitone beyond it adds
-   PITCH_WEIGHT to the distance tested (not to the one that chooses the pair).
    The distance compares the mean similarity between two groups
    with the mean similarity inside each, so that two halves of one voice come out near 0 however
    few windows they have. `speakers_count` gives exactly that many speakers (as far as there are
@@ -61,29 +57,6 @@ FRAMES_PER_SECOND = 100  # Resemblyzer's mel frames: 10 ms apart
 # speech), an even sample is clustered and the rest join the nearest voice, so that memory and
 # time stay bounded whatever the duration.
 MAX_CLUSTERED = 2000
-# Voice pitch, a second cue beside the encoder's, for the stop test only: two voices the encoder
-# puts close together (0.088, under the limit, in a 5-speaker tuning file) may differ by six
-# semitones, while pieces of one voice of 10 windows or more rarely differ by four (a group's
-# median moves less than a window's; shorter groups of one reader did differ by up to seven, so
-# they are left to the encoder). A merge whose groups both have PITCH_MIN_WINDOWS windows is tested
-# at distance + PITCH_WEIGHT per semitone of median pitch beyond PITCH_FREE. Calibrated on the
-# tuning split (bench/tune_diarization.py --pitch-weights): weight 0.005-0.04 with 3-5 semitones
-# free and 8-12 windows all give 33/36 counts against 32/36 without; applying it to the choice of
-# the pair as well (not only to the stop) broke other files (28-32/36).
-PITCH_WEIGHT = 0.02
-PITCH_FREE = 4.0      # semitones
-PITCH_MIN_WINDOWS = 10
-# YIN (de Cheveigné and Kawahara 2002) at 8 kHz (enough for 50-400 Hz voices; telephone audio has
-# no more), 40 ms frames (two periods of 50 Hz) every 20 ms: about 0.05 s per minute of speech,
-# against 0.4 s for the embeddings.
-PITCH_RATE = 8000
-PITCH_FRAME = 320     # samples at PITCH_RATE
-PITCH_HOP = 160       # samples at PITCH_RATE
-PITCH_RANGE = (50.0, 400.0)  # Hz
-PITCH_DIP = 0.1       # YIN's absolute threshold: the first dip under it gives the period
-VOICED = 0.25         # a frame is voiced where the difference function at its period is under this
-QUIET_DB = -30.0      # ... and it is no more than this under the region's loud frames (95th percentile)
-MIN_VOICED = 10       # voiced frames (0.2 s) a window needs for a pitch
 
 
 @dataclass(frozen=True)
@@ -124,24 +97,21 @@ class Windows:
     ends: np.ndarray        # seconds
     region: np.ndarray      # index of the speech region each window belongs to
     embeddings: np.ndarray  # (n, 256), unit length
-    pitch: np.ndarray | None = None  # semitones (12 log2 F0) of each window's voiced frames; nan: too few
 
 
 def windows(audio: Channel | np.ndarray, regions: list[tuple[float, float]]) -> Windows:
-    """Windows over the speech regions, embedded in batches, each with its pitch."""
+    """Windows over the speech regions, embedded in batches."""
     from resemblyzer.audio import normalize_volume, wav_to_mel_spectrogram
     from resemblyzer.hparams import audio_norm_target_dBFS
 
     size, hop = int(WINDOW * FRAMES_PER_SECOND), int(HOP * FRAMES_PER_SECOND)
-    spans, owner, mels, pitch = [], [], [], []
-    step = round(FRAMES_PER_SECOND * PITCH_HOP / PITCH_RATE)  # mel frames per pitch frame
+    spans, owner, mels = [], [], []
     for r, (start, end) in enumerate(regions):
         if end - start < SHORTEST:
             continue
         wav = np.asarray(audio[int(start * SAMPLE_RATE):int(end * SAMPLE_RATE)], dtype=np.float32)
         wav = normalize_volume(wav, audio_norm_target_dBFS)
         mel = wav_to_mel_spectrogram(wav)
-        tones = _tones(wav)
         firsts = list(range(0, max(1, len(mel) - size + 1), hop))
         if len(mel) > size and firsts[-1] + size < len(mel):  # the region's end gets a window too
             firsts.append(len(mel) - size)
@@ -150,51 +120,9 @@ def windows(audio: Channel | np.ndarray, regions: list[tuple[float, float]]) -> 
             spans.append((start + first / FRAMES_PER_SECOND, start + (first + len(piece)) / FRAMES_PER_SECOND))
             owner.append(r)
             mels.append(piece)
-            pitch.append(_median(tones[round(first / step):round((first + len(piece)) / step) + 1], MIN_VOICED))
     embeddings = _embed(mels)
     starts, ends = (np.array([s[i] for s in spans]) if spans else np.zeros(0) for i in (0, 1))
-    return Windows(starts, ends, np.array(owner, dtype=int), embeddings, np.array(pitch, dtype=float))
-
-
-def _tones(wav: np.ndarray) -> np.ndarray:
-    """Semitones (12 log2 F0) of each PITCH_HOP frame of 16 kHz audio, frame i centred at i hops;
-    nan where a frame is not voiced. YIN at PITCH_RATE: the cumulative mean normalised difference
-    of each frame over periods in PITCH_RANGE, the period at its first dip under PITCH_DIP (or its
-    lowest point), refined by a parabola; voiced where the difference there is under VOICED and
-    the frame no more than QUIET_DB under the loud frames."""
-    from scipy.signal import resample_poly
-
-    down = SAMPLE_RATE // PITCH_RATE
-    count = 1 + len(wav) // (down * PITCH_HOP)
-    y = resample_poly(np.asarray(wav, dtype=np.float32), 1, down).astype(np.float32)
-    y = np.pad(y, (PITCH_FRAME // 2, PITCH_FRAME // 2 + 2 * PITCH_HOP))
-    at = np.minimum(np.arange(count)[:, None] * PITCH_HOP + np.arange(PITCH_FRAME)[None, :], len(y) - 1)
-    frames = y[at]
-    frames -= frames.mean(axis=1, keepdims=True)
-    shortest, longest = int(PITCH_RATE // PITCH_RANGE[1]), int(np.ceil(PITCH_RATE / PITCH_RANGE[0]))
-    size = 1 << int(np.ceil(np.log2(PITCH_FRAME + longest)))  # no wrap-around in the autocorrelation
-    acf = np.fft.irfft(np.abs(np.fft.rfft(frames, size, axis=1)) ** 2, size, axis=1)[:, :longest + 1]
-    difference = 2 * (acf[:, :1] - acf[:, 1:]) - np.cumsum(frames ** 2, axis=1)[:, :longest]  # lags 1..longest
-    normalised = difference / (np.cumsum(difference, axis=1) / np.arange(1, longest + 1) + 1e-12)
-    normalised = normalised[:, shortest - 1:]  # lags shortest..longest
-    dip = np.zeros(normalised.shape, dtype=bool)
-    dip[:, 1:-1] = (normalised[:, 1:-1] < normalised[:, :-2]) & (normalised[:, 1:-1] <= normalised[:, 2:])
-    dip &= normalised < PITCH_DIP
-    rows = np.arange(count)
-    lag = np.where(dip.any(axis=1), np.argmax(dip, axis=1), np.argmin(normalised, axis=1))
-    inner = np.clip(lag, 1, normalised.shape[1] - 2)
-    a, b, c = (normalised[rows, inner + k] for k in (-1, 0, 1))
-    curve = a - 2 * b + c
-    shift = np.clip(np.where(np.abs(curve) > 1e-12, 0.5 * (a - c) / np.where(np.abs(curve) > 1e-12, curve, 1), 0), -1, 1)
-    loudness = np.sqrt(np.mean(frames ** 2, axis=1))
-    voiced = (normalised[rows, lag] < VOICED) & (loudness > np.percentile(loudness, 95) * 10 ** (QUIET_DB / 20))
-    return np.where(voiced, 12 * np.log2(PITCH_RATE / (shortest + inner + shift)), np.nan)
-
-
-def _median(values: np.ndarray, least: int = 1) -> float:
-    """The median of the values that are not nan; nan with fewer than `least` of them."""
-    known = values[~np.isnan(values)]
-    return float(np.median(known)) if len(known) >= max(least, 1) else float("nan")
+    return Windows(starts, ends, np.array(owner, dtype=int), embeddings)
 
 
 def _embed(mels: list[np.ndarray]) -> np.ndarray:
@@ -223,7 +151,7 @@ def diarize(audio: Channel | np.ndarray, regions: list[tuple[float, float]], bou
     initial = np.zeros(len(w.region), dtype=int)
     for k, (a, b) in enumerate(changes(w)):
         initial[a:b] = k
-    labels = cluster(w.embeddings, bounds, initial, w.pitch)
+    labels = cluster(w.embeddings, bounds, initial)
     labels = resegment(w, labels, keep_all=bool(bounds.count or bounds.minimum))
     return _turns(w, labels, regions)
 
@@ -248,8 +176,7 @@ def changes(w: Windows) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(ordered, ordered[1:]) if b > a]
 
 
-def cluster(embeddings: np.ndarray, bounds: SpeakerBounds, initial: np.ndarray | None = None,
-            pitch: np.ndarray | None = None) -> np.ndarray:
+def cluster(embeddings: np.ndarray, bounds: SpeakerBounds, initial: np.ndarray | None = None) -> np.ndarray:
     """A speaker label per embedding (window), numbered from 0.
 
     initial: a first grouping (the segments between speaker changes); without one, average-linkage
@@ -257,9 +184,7 @@ def cluster(embeddings: np.ndarray, bounds: SpeakerBounds, initial: np.ndarray |
     the nearest group (a voice heard for under about three seconds is not counted as a speaker);
     then the two groups with the closest voices are merged while closer than the threshold plus
     SIZE_TERM / (windows of the smaller group) and not a jump (above JUMP_FLOOR and JUMP times the
-    largest distance merged before), or until the bounds are met. pitch (semitones per embedding,
-    nan where unknown): the stop test adds PITCH_WEIGHT per semitone by which two long groups'
-    median pitches differ beyond PITCH_FREE.
+    largest distance merged before), or until the bounds are met.
     The distance between two groups compares their mean similarity to
     each other with the similarity inside each: 1 - mean(a.b) / sqrt(mean within A * mean within
     B), the within-group means shrunk towards PRIOR_WITHIN for small groups, so that two halves of
@@ -270,8 +195,7 @@ def cluster(embeddings: np.ndarray, bounds: SpeakerBounds, initial: np.ndarray |
     unit = _units(np.asarray(embeddings, dtype=np.float64))
     if n > MAX_CLUSTERED:  # an even sample is clustered, the rest join the nearest voice
         sample = np.linspace(0, n - 1, MAX_CLUSTERED).round().astype(int)
-        labels = cluster(unit[sample], bounds, None if initial is None else initial[sample],
-                         None if pitch is None else pitch[sample])
+        labels = cluster(unit[sample], bounds, None if initial is None else initial[sample])
         centroids = np.array([_unit(unit[sample][labels == k].mean(axis=0)) for k in range(labels.max() + 1)])
         return np.argmax(unit @ centroids.T, axis=1)
     if initial is None:
@@ -307,7 +231,7 @@ def cluster(embeddings: np.ndarray, bounds: SpeakerBounds, initial: np.ndarray |
             continue
         distance = _group_distance(dots[np.ix_(live, live)], sizes[live])
         i, j = np.unravel_index(int(np.argmin(distance)), distance.shape)
-        d = float(distance[i, j]) + _pitch_cost(pitch, groups, int(live[i]), int(live[j]), sizes)
+        d = float(distance[i, j])
         limit = bounds.threshold + SIZE_TERM / min(sizes[live[i]], sizes[live[j]])
         jump = merged is not None and d > JUMP_FLOOR and d > JUMP * merged
         if (d > limit or jump) and alive.sum() <= high:
@@ -315,15 +239,6 @@ def cluster(embeddings: np.ndarray, bounds: SpeakerBounds, initial: np.ndarray |
         merged = d if merged is None else max(merged, d)
         merge(int(live[i]), int(live[j]))
     return np.unique(groups, return_inverse=True)[1].reshape(-1)
-
-
-def _pitch_cost(pitch: np.ndarray | None, groups: np.ndarray, a: int, b: int, sizes: np.ndarray) -> float:
-    """PITCH_WEIGHT per semitone by which the median pitches of groups a and b differ beyond
-    PITCH_FREE; 0 where either group is shorter than PITCH_MIN_WINDOWS or has no pitch."""
-    if pitch is None or min(sizes[a], sizes[b]) < PITCH_MIN_WINDOWS:
-        return 0.0
-    gap = abs(_median(pitch[groups == a]) - _median(pitch[groups == b]))
-    return 0.0 if np.isnan(gap) else PITCH_WEIGHT * max(0.0, gap - PITCH_FREE)
 
 
 def _first_groups(unit: np.ndarray) -> np.ndarray:
