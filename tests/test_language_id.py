@@ -70,7 +70,7 @@ def test_the_windows_are_those_transcription_decodes_and_the_other_channel_count
     pipeline._language(fake, channels, [left, right], {})
     assert len(fake.calls) == 3 and all(0 < len(c) <= WINDOW and np.all(c != 0) for c in fake.calls)
     assert fake.calls[0][0] > 0 and fake.calls[-1][-1] < 0  # first from the left, last ends in the right
-    spliced, spans = asr.clips(channels[0], left)  # the left channel's windows, as decoding cuts them
+    spliced, spans = asr.clips(channels[0], asr.windows(channels[0], left))  # the left channel's, as decoding cuts them
     assert [len(c) for c in fake.calls[:2]] == [len(asr.clip_samples(spliced, span)) for span in spans]
 
 

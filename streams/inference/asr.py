@@ -113,10 +113,9 @@ class Spliced:
         return self.original[i] + min(max(t - self.at[i], 0.0), self.length[i])
 
 
-def clips(audio: np.ndarray, speech: list[Region]) -> tuple[Spliced, list[Region]]:
-    """The windows as batched decoding gives them to the engine: the speech pieces of every
-    window laid end to end, and each window's (start, end) in that spliced audio."""
-    groups = windows(audio, speech)
+def clips(audio: np.ndarray, groups: list[list[Region]]) -> tuple[Spliced, list[Region]]:
+    """The windows (`windows`' groups) as batched decoding gives them to the engine: the speech
+    pieces of every window laid end to end, and each window's (start, end) in that spliced audio."""
     spliced = Spliced(audio, [piece for group in groups for piece in group])
     spans, first = [], 0
     for group in groups:
@@ -174,7 +173,7 @@ class FasterWhisper:
     def transcribe(self, audio: np.ndarray, language: str | None, hints: list[str], batch_size: int = 1,
                    speech: list[Region] | None = None) -> Iterator[Segment]:
         if batch_size > 1:
-            spliced, spans = clips(audio, find_speech(audio) if speech is None else speech)
+            spliced, spans = clips(audio, windows(audio, find_speech(audio) if speech is None else speech))
             if not spans:
                 return  # no speech
             if len(spans) > 1:

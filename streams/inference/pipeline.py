@@ -140,17 +140,16 @@ def language_windows(channels: list[Channel], regions: list[list[Region]], count
     only, at most 30 s each), spread evenly from the first to the last, with their samples
     exactly as the engine is given them: faster-whisper then encodes each of them once
     (streams/inference/encoder_reuse.py)."""
-    sizes = [len(asr.windows(samples, speech)) for _, _, samples, speech in _chunked(channels, regions)]
-    total = sum(sizes)
+    groups = [asr.windows(samples, speech) for _, _, samples, speech in _chunked(channels, regions)]
+    total = sum(len(chunk) for chunk in groups)
     n = min(count, total)
     wanted = sorted({round(k * (total - 1) / (n - 1)) for k in range(n)}) if n > 1 else list(range(n))
     out, first = [], 0
-    for size, (_, _, samples, speech) in zip(sizes, _chunked(channels, regions)):
-        mine = [i - first for i in wanted if first <= i < first + size]
-        if mine:
-            spliced, spans = asr.clips(samples, speech)
+    for chunk, (_, _, samples, _) in zip(groups, _chunked(channels, regions)):
+        if mine := [i - first for i in wanted if first <= i < first + len(chunk)]:
+            spliced, spans = asr.clips(samples, chunk)
             out += [asr.clip_samples(spliced, spans[i]) for i in mine]
-        first += size
+        first += len(chunk)
     return out
 
 
